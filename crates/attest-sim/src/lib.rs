@@ -1,0 +1,84 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod assertion;
+mod attestation;
+mod ca;
+mod cbor;
+mod cert;
+mod der;
+mod device;
+mod keys;
+mod pem;
+mod receipt;
+
+pub use assertion::{Assertion, AssertionBuilder};
+pub use attestation::{
+    APPLE_EKU_OID, Attestation, AttestationBuilder, LeafProfile, NONCE_EXTENSION_OID,
+    NonceExtension, ios27_auth_data_extensions,
+};
+pub use ca::{
+    RECEIPT_INTERMEDIATE_MARKER_OID, RECEIPT_SIGNER_MARKER_OID, ReceiptCa, ReceiptCaBuilder,
+    TestCa, TestCaBuilder,
+};
+pub use cbor::{Cbor, IndefiniteScope};
+pub use cert::Extension;
+pub use device::Device;
+pub use receipt::{
+    CmsEncoding, ReceiptBuilder, ReceiptField, ReceiptType, SignedAttributes, apple_timestamp,
+    field,
+};
+
+/// The App Attest environment a simulated device runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Environment {
+    /// `appattestdevelop` AAGUID, receipts say `sandbox`.
+    Development,
+    /// `appattest` + 7 zero bytes AAGUID, receipts say `production`.
+    Production,
+}
+
+impl Environment {
+    /// The 16-byte AAGUID Apple writes into attestation authenticator data.
+    pub fn aaguid(self) -> [u8; 16] {
+        match self {
+            Environment::Development => *b"appattestdevelop",
+            Environment::Production => *b"appattest\0\0\0\0\0\0\0",
+        }
+    }
+
+    /// The receipt field 7 value: `sandbox` or `production`.
+    pub fn receipt_value(self) -> &'static str {
+        match self {
+            Environment::Development => "sandbox",
+            Environment::Production => "production",
+        }
+    }
+
+    /// `development` or `production`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Production => "production",
+        }
+    }
+}
+
+/// Errors loading saved simulator material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The PEM text is malformed or its blocks are not the expected ones.
+    #[error("invalid PEM: {0}")]
+    InvalidPem(&'static str),
+    /// A private key is not an unencrypted PKCS#8 EC key on the expected curve.
+    #[error("invalid or unsupported private key")]
+    InvalidKey,
+    /// A certificate could not be read.
+    #[error("invalid certificate")]
+    InvalidCertificate,
+    /// A private key does not belong to the certificate saved with it.
+    #[error("private key does not match its certificate")]
+    KeyMismatch,
+}
