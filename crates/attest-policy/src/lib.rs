@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod decision;
+mod error;
+mod policy;
+mod risk;
+mod signals;
+mod weights;
+
+pub use decision::{Decision, HostedCode, Outcome, Reason, ReasonCode, decide};
+pub use error::ConfigError;
+pub use policy::{
+    ClockTime, Day, MAX_UTC_OFFSET_MINUTES, Mode, PermissionsByBand, Policy, TimeWindow,
+};
+pub use risk::{Band, FactorName, MAX_SCORE, RiskAssessment, RiskFactor, assess};
+pub use signals::{Environment, FailureCounts, ReceiptStatus, Signals, Verification, WindowCount};
+pub use weights::RiskWeights;

@@ -1,0 +1,265 @@
+//! The backend chosen once at startup from the database URL.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::{
+    Challenge, CounterAdvance, CounterAnomaly, Decision, DecisionFilter, DecisionSummary,
+    DeliveryAttempt, DeliveryFilter, DeviceKey, FailureCount, FailureScope, KeyFilter, KeyId,
+    LoggedDecision, NewWebhookDelivery, PostgresStore, SigningKey, SqliteStore, Store, StoreError,
+    SummaryFilter, WebhookDelivery,
+};
+
+/// Connection settings shared by both backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Pool size; `None` picks the backend's default (8 for a SQLite file, 10 for PostgreSQL).
+    /// An in-memory SQLite database always uses one connection.
+    pub max_connections: Option<u32>,
+    /// How long a request waits for a free connection before failing with
+    /// [`StoreError::Unavailable`].
+    pub acquire_timeout: Duration,
+    /// SQLite only: how long a writer waits for the database lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// SQLite or PostgreSQL, as the database URL says. The server holds one `Arc<AnyStore>`.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// A `sqlite:` URL.
+    Sqlite(SqliteStore),
+    /// A `postgres://` or `postgresql://` URL.
+    Postgres(PostgresStore),
+}
+
+impl AnyStore {
+    /// Connects with default [`StoreOptions`]; see [`AnyStore::connect_with`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, &StoreOptions::default()).await
+    }
+
+    /// Picks the backend from the URL scheme, connects and applies that backend's migrations.
+    pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            SqliteStore::connect(url, options).await.map(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            PostgresStore::connect(url, options)
+                .await
+                .map(Self::Postgres)
+        } else {
+            // Only the scheme goes into the error: the rest may hold a password.
+            let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+            Err(StoreError::UnsupportedUrl {
+                scheme: scheme.chars().take(32).collect(),
+            })
+        }
+    }
+
+    /// `sqlite` or `postgres`, for logs and metrics.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(store) => store.close().await,
+            Self::Postgres(store) => store.close().await,
+        }
+    }
+}
+
+/// Calls the same method on whichever backend `self` holds.
+macro_rules! dispatch {
+    ($self:ident.$method:ident($($argument:expr),*)) => {
+        match $self {
+            AnyStore::Sqlite(store) => store.$method($($argument),*).await,
+            AnyStore::Postgres(store) => store.$method($($argument),*).await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self.ping())
+    }
+
+    async fn insert_challenge(&self, challenge: &Challenge) -> Result<(), StoreError> {
+        dispatch!(self.insert_challenge(challenge))
+    }
+
+    async fn take_challenge(
+        &self,
+        value: &str,
+        app_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Challenge>, StoreError> {
+        dispatch!(self.take_challenge(value, app_id, now))
+    }
+
+    async fn purge_expired_challenges(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        dispatch!(self.purge_expired_challenges(now))
+    }
+
+    async fn insert_device_key(&self, key: &DeviceKey) -> Result<(), StoreError> {
+        dispatch!(self.insert_device_key(key))
+    }
+
+    async fn device_key(&self, key_id: KeyId) -> Result<Option<DeviceKey>, StoreError> {
+        dispatch!(self.device_key(key_id))
+    }
+
+    async fn advance_counter(
+        &self,
+        key_id: KeyId,
+        new_counter: u32,
+        now: OffsetDateTime,
+    ) -> Result<CounterAdvance, StoreError> {
+        dispatch!(self.advance_counter(key_id, new_counter, now))
+    }
+
+    async fn revoke_device_key(
+        &self,
+        key_id: KeyId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.revoke_device_key(key_id, now))
+    }
+
+    async fn supersede_device_key(
+        &self,
+        old_key: KeyId,
+        new_key: KeyId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.supersede_device_key(old_key, new_key, now))
+    }
+
+    async fn list_device_keys(
+        &self,
+        app_id: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<DeviceKey>, StoreError> {
+        dispatch!(self.list_device_keys(app_id, limit, offset))
+    }
+
+    async fn find_device_keys(
+        &self,
+        filter: &KeyFilter,
+        limit: u32,
+    ) -> Result<Vec<DeviceKey>, StoreError> {
+        dispatch!(self.find_device_keys(filter, limit))
+    }
+
+    async fn count_device_keys(&self, filter: &KeyFilter) -> Result<u64, StoreError> {
+        dispatch!(self.count_device_keys(filter))
+    }
+
+    async fn record_counter_anomaly(
+        &self,
+        key_id: KeyId,
+        anomaly: CounterAnomaly,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.record_counter_anomaly(key_id, anomaly))
+    }
+
+    async fn expire_device_key(
+        &self,
+        key_id: KeyId,
+        idle_before: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.expire_device_key(key_id, idle_before, now))
+    }
+
+    async fn expire_idle_keys(
+        &self,
+        idle_before: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self.expire_idle_keys(idle_before, now))
+    }
+
+    async fn failure_counts(
+        &self,
+        scope: &FailureScope,
+        since: OffsetDateTime,
+    ) -> Result<Vec<FailureCount>, StoreError> {
+        dispatch!(self.failure_counts(scope, since))
+    }
+
+    async fn decision_summary(
+        &self,
+        filter: &SummaryFilter,
+    ) -> Result<DecisionSummary, StoreError> {
+        dispatch!(self.decision_summary(filter))
+    }
+
+    async fn enqueue_webhook(&self, delivery: &NewWebhookDelivery) -> Result<i64, StoreError> {
+        dispatch!(self.enqueue_webhook(delivery))
+    }
+
+    async fn claim_due_webhooks(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        dispatch!(self.claim_due_webhooks(now, lease_until, limit))
+    }
+
+    async fn record_webhook_attempt(
+        &self,
+        id: i64,
+        attempt: &DeliveryAttempt,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.record_webhook_attempt(id, attempt))
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        dispatch!(self.list_webhook_deliveries(filter, limit))
+    }
+
+    async fn record_decision(&self, decision: &Decision) -> Result<i64, StoreError> {
+        dispatch!(self.record_decision(decision))
+    }
+
+    async fn list_decisions(
+        &self,
+        filter: &DecisionFilter,
+        limit: u32,
+    ) -> Result<Vec<LoggedDecision>, StoreError> {
+        dispatch!(self.list_decisions(filter, limit))
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<(), StoreError> {
+        dispatch!(self.insert_signing_key(key))
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>, StoreError> {
+        dispatch!(self.signing_keys())
+    }
+
+    async fn retire_signing_key(&self, kid: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        dispatch!(self.retire_signing_key(kid, at))
+    }
+}

@@ -1,0 +1,351 @@
+//! The one implementation of [`Store`](crate::Store) that both backends share.
+//!
+//! The statements are the same for SQLite and PostgreSQL (see [`crate::sql`]); only the pool
+//! type differs. A generic implementation over `sqlx::Database` would need a dozen
+//! higher-ranked `Encode`/`Decode` bounds repeated on every function, so a macro writes the
+//! same body out for each concrete store instead. Each store type must have a field
+//! `pool: sqlx::Pool<_>`.
+
+macro_rules! impl_store_for {
+    ($store:ty) => {
+        impl $crate::Store for $store {
+            async fn ping(&self) -> Result<(), $crate::StoreError> {
+                sqlx::query($crate::sql::PING)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                Ok(())
+            }
+
+            async fn insert_challenge(
+                &self,
+                challenge: &$crate::Challenge,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query($crate::sql::INSERT_CHALLENGE)
+                    .bind(challenge.value.as_str())
+                    .bind(challenge.app_id.as_str())
+                    .bind(challenge.purpose.as_str())
+                    .bind(challenge.key_id.as_ref().map(|id| id.as_slice()))
+                    .bind($crate::rows::unix(challenge.expires_at))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                Ok(())
+            }
+
+            async fn take_challenge(
+                &self,
+                value: &str,
+                app_id: &str,
+                now: time::OffsetDateTime,
+            ) -> Result<Option<$crate::Challenge>, $crate::StoreError> {
+                sqlx::query_as::<_, $crate::rows::ChallengeRow>($crate::sql::TAKE_CHALLENGE)
+                    .bind(value)
+                    .bind(app_id)
+                    .bind($crate::rows::unix(now))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?
+                    .map($crate::Challenge::try_from)
+                    .transpose()
+            }
+
+            async fn purge_expired_challenges(
+                &self,
+                now: time::OffsetDateTime,
+            ) -> Result<u64, $crate::StoreError> {
+                let done = sqlx::query($crate::sql::PURGE_EXPIRED_CHALLENGES)
+                    .bind($crate::rows::unix(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn insert_device_key(
+                &self,
+                key: &$crate::DeviceKey,
+            ) -> Result<(), $crate::StoreError> {
+                let metadata = serde_json::to_string(&key.metadata).map_err(|error| {
+                    $crate::StoreError::Invalid(format!("device key metadata: {error}"))
+                })?;
+                sqlx::query($crate::sql::INSERT_DEVICE_KEY)
+                    .bind(key.key_id.as_slice())
+                    .bind(key.device_id.as_str())
+                    .bind(key.app_id.as_str())
+                    .bind(key.environment.as_str())
+                    .bind(key.public_key_spki.as_slice())
+                    .bind(i64::from(key.counter))
+                    .bind(key.receipt.as_slice())
+                    .bind(key.receipt_risk_metric)
+                    .bind($crate::rows::unix(key.created_at))
+                    .bind($crate::rows::unix(key.last_seen_at))
+                    .bind($crate::rows::count_to_db(key.attestation_count)?)
+                    .bind($crate::rows::count_to_db(key.assertion_count)?)
+                    .bind(key.revoked_at.map($crate::rows::unix))
+                    .bind(key.superseded_by.as_ref().map(|id| id.as_slice()))
+                    .bind(metadata)
+                    .bind(key.user_id.as_deref())
+                    .bind(key.client_ip.as_deref())
+                    .bind($crate::rows::count_to_db(key.counter_regressions)?)
+                    .bind($crate::rows::count_to_db(key.replays)?)
+                    .bind(key.revocation_reason.map(|reason| reason.as_str()))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                Ok(())
+            }
+
+            async fn device_key(
+                &self,
+                key_id: $crate::KeyId,
+            ) -> Result<Option<$crate::DeviceKey>, $crate::StoreError> {
+                sqlx::query_as::<_, $crate::rows::DeviceKeyRow>($crate::sql::DEVICE_KEY)
+                    .bind(key_id.as_slice())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?
+                    .map($crate::DeviceKey::try_from)
+                    .transpose()
+            }
+
+            async fn advance_counter(
+                &self,
+                key_id: $crate::KeyId,
+                new_counter: u32,
+                now: time::OffsetDateTime,
+            ) -> Result<$crate::CounterAdvance, $crate::StoreError> {
+                let done = sqlx::query($crate::sql::ADVANCE_COUNTER)
+                    .bind(key_id.as_slice())
+                    .bind(i64::from(new_counter))
+                    .bind($crate::rows::unix(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                if done.rows_affected() > 0 {
+                    return Ok($crate::CounterAdvance::Advanced);
+                }
+                // Nothing changed: find out why, for the error code only. Counters never go
+                // down and revocations are never undone, so this later read cannot turn a
+                // rejection into an acceptance.
+                let state =
+                    sqlx::query_as::<_, $crate::rows::CounterStateRow>($crate::sql::COUNTER_STATE)
+                        .bind(key_id.as_slice())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err($crate::StoreError::from_sqlx)?;
+                Ok(match state {
+                    None => $crate::CounterAdvance::UnknownKey,
+                    Some(state) if state.revoked_at.is_some() => $crate::CounterAdvance::Revoked,
+                    Some(state) => $crate::CounterAdvance::Replayed {
+                        stored: $crate::rows::counter_from_db(state.counter)?,
+                    },
+                })
+            }
+
+            async fn revoke_device_key(
+                &self,
+                key_id: $crate::KeyId,
+                now: time::OffsetDateTime,
+            ) -> Result<(), $crate::StoreError> {
+                let done = sqlx::query($crate::sql::REVOKE_DEVICE_KEY)
+                    .bind(key_id.as_slice())
+                    .bind($crate::rows::unix(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                $crate::backend::one_row_changed(done.rows_affected())
+            }
+
+            async fn supersede_device_key(
+                &self,
+                old_key: $crate::KeyId,
+                new_key: $crate::KeyId,
+                now: time::OffsetDateTime,
+            ) -> Result<(), $crate::StoreError> {
+                if old_key == new_key {
+                    return Err($crate::StoreError::Invalid(
+                        "a key cannot supersede itself".to_owned(),
+                    ));
+                }
+                let done = sqlx::query($crate::sql::SUPERSEDE_DEVICE_KEY)
+                    .bind(old_key.as_slice())
+                    .bind(new_key.as_slice())
+                    .bind($crate::rows::unix(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                $crate::backend::one_row_changed(done.rows_affected())
+            }
+
+            async fn list_device_keys(
+                &self,
+                app_id: Option<&str>,
+                limit: u32,
+                offset: u64,
+            ) -> Result<Vec<$crate::DeviceKey>, $crate::StoreError> {
+                let rows =
+                    sqlx::query_as::<_, $crate::rows::DeviceKeyRow>($crate::sql::LIST_DEVICE_KEYS)
+                        .bind(app_id)
+                        .bind($crate::rows::page_limit(limit))
+                        .bind($crate::rows::page_offset(offset))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err($crate::StoreError::from_sqlx)?;
+                $crate::rows::convert_all(rows)
+            }
+
+            async fn find_device_keys(
+                &self,
+                filter: &$crate::KeyFilter,
+                limit: u32,
+            ) -> Result<Vec<$crate::DeviceKey>, $crate::StoreError> {
+                self.find_device_keys_impl(filter, limit).await
+            }
+
+            async fn count_device_keys(
+                &self,
+                filter: &$crate::KeyFilter,
+            ) -> Result<u64, $crate::StoreError> {
+                self.count_device_keys_impl(filter).await
+            }
+
+            async fn record_counter_anomaly(
+                &self,
+                key_id: $crate::KeyId,
+                anomaly: $crate::CounterAnomaly,
+            ) -> Result<(), $crate::StoreError> {
+                self.record_counter_anomaly_impl(key_id, anomaly).await
+            }
+
+            async fn expire_device_key(
+                &self,
+                key_id: $crate::KeyId,
+                idle_before: time::OffsetDateTime,
+                now: time::OffsetDateTime,
+            ) -> Result<bool, $crate::StoreError> {
+                self.expire_device_key_impl(key_id, idle_before, now).await
+            }
+
+            async fn expire_idle_keys(
+                &self,
+                idle_before: time::OffsetDateTime,
+                now: time::OffsetDateTime,
+            ) -> Result<u64, $crate::StoreError> {
+                self.expire_idle_keys_impl(idle_before, now).await
+            }
+
+            async fn record_decision(
+                &self,
+                decision: &$crate::Decision,
+            ) -> Result<i64, $crate::StoreError> {
+                self.record_decision_impl(decision).await
+            }
+
+            async fn list_decisions(
+                &self,
+                filter: &$crate::DecisionFilter,
+                limit: u32,
+            ) -> Result<Vec<$crate::LoggedDecision>, $crate::StoreError> {
+                self.list_decisions_impl(filter, limit).await
+            }
+
+            async fn failure_counts(
+                &self,
+                scope: &$crate::FailureScope,
+                since: time::OffsetDateTime,
+            ) -> Result<Vec<$crate::FailureCount>, $crate::StoreError> {
+                self.failure_counts_impl(scope, since).await
+            }
+
+            async fn decision_summary(
+                &self,
+                filter: &$crate::SummaryFilter,
+            ) -> Result<$crate::DecisionSummary, $crate::StoreError> {
+                self.decision_summary_impl(filter).await
+            }
+
+            async fn enqueue_webhook(
+                &self,
+                delivery: &$crate::NewWebhookDelivery,
+            ) -> Result<i64, $crate::StoreError> {
+                self.enqueue_webhook_impl(delivery).await
+            }
+
+            async fn claim_due_webhooks(
+                &self,
+                now: time::OffsetDateTime,
+                lease_until: time::OffsetDateTime,
+                limit: u32,
+            ) -> Result<Vec<$crate::WebhookDelivery>, $crate::StoreError> {
+                self.claim_due_webhooks_impl(now, lease_until, limit).await
+            }
+
+            async fn record_webhook_attempt(
+                &self,
+                id: i64,
+                attempt: &$crate::DeliveryAttempt,
+            ) -> Result<(), $crate::StoreError> {
+                self.record_webhook_attempt_impl(id, attempt).await
+            }
+
+            async fn list_webhook_deliveries(
+                &self,
+                filter: &$crate::DeliveryFilter,
+                limit: u32,
+            ) -> Result<Vec<$crate::WebhookDelivery>, $crate::StoreError> {
+                self.list_webhook_deliveries_impl(filter, limit).await
+            }
+
+            async fn insert_signing_key(
+                &self,
+                key: &$crate::SigningKey,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query($crate::sql::INSERT_SIGNING_KEY)
+                    .bind(key.kid.as_str())
+                    .bind(key.algorithm.as_str())
+                    .bind(key.private_pkcs8.as_slice())
+                    .bind($crate::rows::unix(key.created_at))
+                    .bind(key.retired_at.map($crate::rows::unix))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                Ok(())
+            }
+
+            async fn signing_keys(&self) -> Result<Vec<$crate::SigningKey>, $crate::StoreError> {
+                let rows =
+                    sqlx::query_as::<_, $crate::rows::SigningKeyRow>($crate::sql::SIGNING_KEYS)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err($crate::StoreError::from_sqlx)?;
+                $crate::rows::convert_all(rows)
+            }
+
+            async fn retire_signing_key(
+                &self,
+                kid: &str,
+                at: time::OffsetDateTime,
+            ) -> Result<(), $crate::StoreError> {
+                let done = sqlx::query($crate::sql::RETIRE_SIGNING_KEY)
+                    .bind(kid)
+                    .bind($crate::rows::unix(at))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                $crate::backend::one_row_changed(done.rows_affected())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store_for;
+
+/// `Ok` if an UPDATE by primary key found its row, [`StoreError::NotFound`] otherwise.
+pub(crate) fn one_row_changed(rows: u64) -> Result<(), crate::StoreError> {
+    if rows == 0 {
+        Err(crate::StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}

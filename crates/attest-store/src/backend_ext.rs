@@ -1,0 +1,373 @@
+//! The bodies of the intelligence, decision-log and webhook-outbox methods of
+//! [`Store`](crate::Store), shared by both backends like [`crate::backend`]: a macro writes them
+//! out as inherent methods of each concrete store, which the trait implementation calls.
+
+/// Appends ` AND column = value` for each set field of a [`crate::KeyFilter`], so every query
+/// names only the columns it filters on and the matching index is used. (The earlier form,
+/// `($n IS NULL OR column = $n)`, kept SQLite and PostgreSQL from using any index: each call
+/// scanned the table, and assertions slowed as keys accumulated.)
+macro_rules! push_key_filter {
+    ($query:ident, $filter:ident) => {
+        if let Some(value) = $filter.app_id.as_deref() {
+            $query.push(" AND app_id = ").push_bind(value);
+        }
+        if let Some(value) = $filter.device_id.as_deref() {
+            $query.push(" AND device_id = ").push_bind(value);
+        }
+        if let Some(value) = $filter.user_id.as_deref() {
+            $query.push(" AND user_id = ").push_bind(value);
+        }
+        if let Some(value) = $filter.client_ip.as_deref() {
+            $query.push(" AND client_ip = ").push_bind(value);
+        }
+        if let Some(environment) = $filter.environment {
+            $query
+                .push(" AND environment = ")
+                .push_bind(environment.as_str());
+        }
+        if let Some(since) = $filter.created_since {
+            $query
+                .push(" AND created_at >= ")
+                .push_bind($crate::rows::unix(since));
+        }
+        if $filter.active_only {
+            $query.push(" AND revoked_at IS NULL");
+        }
+    };
+}
+
+/// A value a failure count may be scoped by.
+pub(crate) enum SubjectValue<'a> {
+    Bytes(&'a [u8]),
+    Text(&'a str),
+}
+
+macro_rules! impl_store_ext_for {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            async fn find_device_keys_impl(
+                &self,
+                filter: &$crate::KeyFilter,
+                limit: u32,
+            ) -> Result<Vec<$crate::DeviceKey>, $crate::StoreError> {
+                let mut query = sqlx::QueryBuilder::<$db>::new($crate::sql::FIND_DEVICE_KEYS);
+                $crate::backend_ext::push_key_filter!(query, filter);
+                query
+                    .push(" ORDER BY created_at, key_id LIMIT ")
+                    .push_bind($crate::rows::page_limit(limit));
+                let rows = query
+                    .build_query_as::<$crate::rows::DeviceKeyRow>()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                $crate::rows::convert_all(rows)
+            }
+
+            async fn count_device_keys_impl(
+                &self,
+                filter: &$crate::KeyFilter,
+            ) -> Result<u64, $crate::StoreError> {
+                let mut query = sqlx::QueryBuilder::<$db>::new($crate::sql::COUNT_DEVICE_KEYS);
+                $crate::backend_ext::push_key_filter!(query, filter);
+                let count = query
+                    .build_query_scalar::<i64>()
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                $crate::rows::count_from_db(count)
+            }
+
+            async fn record_counter_anomaly_impl(
+                &self,
+                key_id: $crate::KeyId,
+                anomaly: $crate::CounterAnomaly,
+            ) -> Result<(), $crate::StoreError> {
+                let statement = match anomaly {
+                    $crate::CounterAnomaly::Regression => $crate::sql::RECORD_COUNTER_REGRESSION,
+                    $crate::CounterAnomaly::Replay => $crate::sql::RECORD_REPLAY,
+                };
+                let done = sqlx::query(statement)
+                    .bind(key_id.as_slice())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                $crate::backend::one_row_changed(done.rows_affected())
+            }
+
+            async fn expire_device_key_impl(
+                &self,
+                key_id: $crate::KeyId,
+                idle_before: time::OffsetDateTime,
+                now: time::OffsetDateTime,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query($crate::sql::EXPIRE_DEVICE_KEY)
+                    .bind(key_id.as_slice())
+                    .bind($crate::rows::unix(idle_before))
+                    .bind($crate::rows::unix(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn expire_idle_keys_impl(
+                &self,
+                idle_before: time::OffsetDateTime,
+                now: time::OffsetDateTime,
+            ) -> Result<u64, $crate::StoreError> {
+                let done = sqlx::query($crate::sql::EXPIRE_IDLE_KEYS)
+                    .bind($crate::rows::unix(idle_before))
+                    .bind($crate::rows::unix(now))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn record_decision_impl(
+                &self,
+                decision: &$crate::Decision,
+            ) -> Result<i64, $crate::StoreError> {
+                let mut transaction = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                let id = sqlx::query_scalar::<_, i64>($crate::sql::INSERT_DECISION)
+                    .bind($crate::rows::unix(decision.at))
+                    .bind(decision.app_id.as_str())
+                    .bind(decision.key_id.as_ref().map(|id| id.as_slice()))
+                    .bind(decision.route.as_str())
+                    .bind(decision.outcome.as_str())
+                    .bind(decision.code.as_str())
+                    .bind(decision.risk_score.map(i64::from))
+                    .bind(decision.kind.map(|kind| kind.as_str()))
+                    .bind(decision.device_id.as_deref())
+                    .bind(decision.user_id.as_deref())
+                    .bind(decision.client_ip.as_deref())
+                    .bind(decision.environment.map(|e| e.as_str()))
+                    .bind(decision.mode.map(|mode| mode.as_str()))
+                    .bind($crate::rows::flag_to_db(decision.would_deny))
+                    .bind($crate::rows::reasons_to_json(&decision.reasons))
+                    .bind($crate::rows::factors_to_json(&decision.factors))
+                    .fetch_one(&mut *transaction)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                let mut codes: Vec<&str> =
+                    decision.reasons.iter().map(|r| r.code.as_str()).collect();
+                codes.sort_unstable();
+                codes.dedup();
+                for code in codes {
+                    sqlx::query($crate::sql::INSERT_DECISION_REASON)
+                        .bind(id)
+                        .bind(code)
+                        .execute(&mut *transaction)
+                        .await
+                        .map_err($crate::StoreError::from_sqlx)?;
+                }
+                transaction
+                    .commit()
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                Ok(id)
+            }
+
+            async fn list_decisions_impl(
+                &self,
+                filter: &$crate::DecisionFilter,
+                limit: u32,
+            ) -> Result<Vec<$crate::LoggedDecision>, $crate::StoreError> {
+                let rows =
+                    sqlx::query_as::<_, $crate::rows::DecisionRow>($crate::sql::LIST_DECISIONS)
+                        .bind(filter.app_id.as_deref())
+                        .bind(filter.key_id.as_ref().map(|id| id.as_slice()))
+                        .bind(filter.outcome.map(|outcome| outcome.as_str()))
+                        .bind(filter.since.map($crate::rows::unix))
+                        .bind(filter.before_id)
+                        .bind(filter.would_deny.map($crate::rows::flag_to_db))
+                        .bind(filter.device_id.as_deref())
+                        .bind($crate::rows::page_limit(limit))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err($crate::StoreError::from_sqlx)?;
+                $crate::rows::convert_all(rows)
+            }
+
+            async fn failure_counts_impl(
+                &self,
+                scope: &$crate::FailureScope,
+                since: time::OffsetDateTime,
+            ) -> Result<Vec<$crate::FailureCount>, $crate::StoreError> {
+                // Only the set filters are written out, so each subject uses its own index
+                // (decisions_by_key / _by_device / _by_ip; an OR of them becomes a union of index
+                // lookups) instead of a scan of the whole decision log.
+                let mut query = sqlx::QueryBuilder::<$db>::new($crate::sql::FAILURE_COUNTS);
+                query.push_bind($crate::rows::unix(since));
+                if let Some(app_id) = scope.app_id.as_deref() {
+                    query.push(" AND app_id = ").push_bind(app_id);
+                }
+                if let Some(kind) = scope.kind {
+                    query.push(" AND kind = ").push_bind(kind.as_str());
+                }
+                let subjects = [
+                    scope.key_id.as_ref().map(|id| {
+                        (
+                            "key_id",
+                            $crate::backend_ext::SubjectValue::Bytes(id.as_slice()),
+                        )
+                    }),
+                    scope
+                        .device_id
+                        .as_deref()
+                        .map(|d| ("device_id", $crate::backend_ext::SubjectValue::Text(d))),
+                    scope
+                        .client_ip
+                        .as_deref()
+                        .map(|ip| ("client_ip", $crate::backend_ext::SubjectValue::Text(ip))),
+                ];
+                let mut first = true;
+                for (column, value) in subjects.into_iter().flatten() {
+                    query.push(if first { " AND (" } else { " OR " });
+                    first = false;
+                    query.push(column).push(" = ");
+                    match value {
+                        $crate::backend_ext::SubjectValue::Bytes(bytes) => query.push_bind(bytes),
+                        $crate::backend_ext::SubjectValue::Text(text) => query.push_bind(text),
+                    };
+                }
+                if !first {
+                    query.push(")");
+                }
+                query.push(" GROUP BY code ORDER BY code");
+                let rows = query
+                    .build_query_as::<$crate::rows::FailureCountRow>()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                $crate::rows::convert_all(rows)
+            }
+
+            async fn decision_summary_impl(
+                &self,
+                filter: &$crate::SummaryFilter,
+            ) -> Result<$crate::DecisionSummary, $crate::StoreError> {
+                let app_id = filter.app_id.as_deref();
+                let since = filter.since.map($crate::rows::unix);
+                let by_outcome = sqlx::query_as::<_, $crate::rows::OutcomeCountRow>(
+                    $crate::sql::SUMMARY_BY_OUTCOME,
+                )
+                .bind(app_id)
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::StoreError::from_sqlx)?;
+                let by_reason = sqlx::query_as::<_, $crate::rows::ReasonCountRow>(
+                    $crate::sql::SUMMARY_BY_REASON,
+                )
+                .bind(app_id)
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::StoreError::from_sqlx)?;
+                let devices = sqlx::query_scalar::<_, i64>($crate::sql::SUMMARY_WOULD_DENY_DEVICES)
+                    .bind(app_id)
+                    .bind(since)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                Ok($crate::DecisionSummary {
+                    by_outcome: $crate::rows::convert_all(by_outcome)?,
+                    by_reason: $crate::rows::convert_all(by_reason)?,
+                    would_deny_devices: $crate::rows::count_from_db(devices)?,
+                })
+            }
+
+            async fn enqueue_webhook_impl(
+                &self,
+                delivery: &$crate::NewWebhookDelivery,
+            ) -> Result<i64, $crate::StoreError> {
+                sqlx::query_scalar::<_, i64>($crate::sql::ENQUEUE_WEBHOOK)
+                    .bind(delivery.event_id.as_str())
+                    .bind(delivery.event.as_str())
+                    .bind(delivery.endpoint.as_str())
+                    .bind(delivery.payload.as_str())
+                    .bind($crate::rows::unix(delivery.created_at))
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)
+            }
+
+            async fn claim_due_webhooks_impl(
+                &self,
+                now: time::OffsetDateTime,
+                lease_until: time::OffsetDateTime,
+                limit: u32,
+            ) -> Result<Vec<$crate::WebhookDelivery>, $crate::StoreError> {
+                let rows =
+                    sqlx::query_as::<_, $crate::rows::DeliveryRow>($crate::sql::CLAIM_DUE_WEBHOOKS)
+                        .bind($crate::rows::unix(now))
+                        .bind($crate::rows::unix(lease_until))
+                        .bind($crate::rows::page_limit(limit))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err($crate::StoreError::from_sqlx)?;
+                let mut claimed: Vec<$crate::WebhookDelivery> = $crate::rows::convert_all(rows)?;
+                // RETURNING promises no order.
+                claimed.sort_by_key(|delivery| delivery.id);
+                Ok(claimed)
+            }
+
+            async fn record_webhook_attempt_impl(
+                &self,
+                id: i64,
+                attempt: &$crate::DeliveryAttempt,
+            ) -> Result<(), $crate::StoreError> {
+                let at = $crate::rows::unix(attempt.at);
+                let (status, next_attempt_at, delivered_at) = match attempt.next {
+                    $crate::NextAttempt::Delivered => {
+                        ($crate::DeliveryStatus::Delivered, None, Some(at))
+                    }
+                    $crate::NextAttempt::RetryAt(next) => (
+                        $crate::DeliveryStatus::Pending,
+                        Some($crate::rows::unix(next)),
+                        None,
+                    ),
+                    $crate::NextAttempt::GiveUp => ($crate::DeliveryStatus::Failed, None, None),
+                };
+                let done = sqlx::query($crate::sql::RECORD_WEBHOOK_ATTEMPT)
+                    .bind(id)
+                    .bind(at)
+                    .bind(attempt.http_status.map(i64::from))
+                    .bind(attempt.error.as_deref())
+                    .bind(status.as_str())
+                    .bind(next_attempt_at)
+                    .bind(delivered_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                $crate::backend::one_row_changed(done.rows_affected())
+            }
+
+            async fn list_webhook_deliveries_impl(
+                &self,
+                filter: &$crate::DeliveryFilter,
+                limit: u32,
+            ) -> Result<Vec<$crate::WebhookDelivery>, $crate::StoreError> {
+                let rows = sqlx::query_as::<_, $crate::rows::DeliveryRow>(
+                    $crate::sql::LIST_WEBHOOK_DELIVERIES,
+                )
+                .bind(filter.status.map(|status| status.as_str()))
+                .bind(filter.event.as_deref())
+                .bind(filter.before_id)
+                .bind($crate::rows::page_limit(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::StoreError::from_sqlx)?;
+                $crate::rows::convert_all(rows)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store_ext_for;
+pub(crate) use push_key_filter;

@@ -1,0 +1,40 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod any;
+mod backend;
+mod backend_ext;
+mod error;
+mod postgres;
+mod queries;
+mod records;
+mod refresh;
+mod rows;
+mod sql;
+mod sqlite;
+mod store;
+mod webhook;
+
+pub use any::{AnyStore, StoreOptions};
+pub use error::{BackendError, StoreError};
+pub use postgres::PostgresStore;
+pub use queries::{
+    DecisionSummary, FailureCount, FailureScope, KeyFilter, OutcomeCount, ReasonCount,
+    SummaryFilter,
+};
+pub use records::{
+    Challenge, ChallengePurpose, CounterAdvance, CounterAnomaly, Decision, DecisionFactor,
+    DecisionFilter, DecisionKind, DecisionReason, DeviceKey, Environment, KeyId, LoggedDecision,
+    MAX_PAGE_SIZE, Outcome, PolicyMode, RevocationReason, SigningKey, UnknownValue, whole_seconds,
+};
+pub use refresh::{
+    MAX_REFRESH_LABEL_LEN, ReceiptRefreshState, ReceiptUpdate, RefreshAttempt, RefreshCandidate,
+    RefreshEnrollment, RefreshStore, RefreshedReceipt,
+};
+pub use sqlite::SqliteStore;
+pub use store::Store;
+pub use webhook::{
+    DeliveryAttempt, DeliveryFilter, DeliveryStatus, NewWebhookDelivery, NextAttempt,
+    WebhookDelivery,
+};

@@ -1,0 +1,60 @@
+//! The PostgreSQL backend, for deployments with several attestd nodes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::{StoreError, StoreOptions};
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// sqlx's own default; raise it with [`StoreOptions::max_connections`] for busy nodes.
+const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+
+/// A [`Store`](crate::Store) on PostgreSQL.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pub(crate) pool: sqlx::PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host/db`, with any libpq parameters such as
+    /// `sslmode` or `options=-c search_path=...`) and applies the migrations.
+    ///
+    /// Statements run at PostgreSQL's default READ COMMITTED isolation: every contract point
+    /// is a single statement whose WHERE clause is re-checked under the row lock, so no
+    /// stronger isolation is needed.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|error| StoreError::InvalidUrl(Box::new(error)))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(StoreError::from_migrate)?;
+        Ok(Self { pool })
+    }
+
+    /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("connections", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+crate::backend::impl_store_for!(PostgresStore);
+crate::backend_ext::impl_store_ext_for!(PostgresStore, sqlx::Postgres);

@@ -1,0 +1,95 @@
+//! Filters and aggregates for device intelligence and the decision log: plain data.
+
+use time::OffsetDateTime;
+
+use crate::records::{DecisionKind, Environment, KeyId, Outcome};
+
+/// Which keys [`crate::Store::find_device_keys`] and [`crate::Store::count_device_keys`] match.
+/// Every field that is set must match (AND); `None` fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFilter {
+    /// Only keys of this App ID.
+    pub app_id: Option<String>,
+    /// Only keys of this device.
+    pub device_id: Option<String>,
+    /// Only keys attested for this user id.
+    pub user_id: Option<String>,
+    /// Only keys attested from this client address.
+    pub client_ip: Option<String>,
+    /// Only keys of this environment.
+    pub environment: Option<Environment>,
+    /// Only keys created at or after this time.
+    pub created_since: Option<OffsetDateTime>,
+    /// Only keys that are not revoked (nor superseded, nor expired).
+    pub active_only: bool,
+}
+
+/// Whose failures [`crate::Store::failure_counts`] counts: decisions of `app_id` (if set) and
+/// `kind` (if set) whose code is not `ok` and that match **any** of `key_id`, `device_id` and
+/// `client_ip`; when none of the three is set, every failure of the app (and kind).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureScope {
+    /// Only this App ID.
+    pub app_id: Option<String>,
+    /// Only attestations or only assertions.
+    pub kind: Option<DecisionKind>,
+    /// Failures that named this key...
+    pub key_id: Option<KeyId>,
+    /// ...or concerned this device...
+    pub device_id: Option<String>,
+    /// ...or came from this address.
+    pub client_ip: Option<String>,
+}
+
+/// How many logged failures had one code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureCount {
+    /// The failure code (`nonce_mismatch`, `challenge_invalid`, ...).
+    pub code: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// Which decisions [`crate::Store::decision_summary`] counts; `None` fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SummaryFilter {
+    /// Only this App ID.
+    pub app_id: Option<String>,
+    /// Only decisions at or after this time.
+    pub since: Option<OffsetDateTime>,
+}
+
+/// Decisions counted by outcome and by failed rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecisionSummary {
+    /// Decisions by outcome and `would_deny`, each decision counted once; ordered by outcome
+    /// text, then `would_deny`.
+    pub by_outcome: Vec<OutcomeCount>,
+    /// Decisions by outcome and failed rule: a decision with two failed rules is counted under
+    /// both; ordered by outcome text, then reason.
+    pub by_reason: Vec<ReasonCount>,
+    /// Distinct devices with at least one decision that enforcing would deny.
+    pub would_deny_devices: u64,
+}
+
+/// One line of [`DecisionSummary::by_outcome`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeCount {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Whether enforcing would deny these.
+    pub would_deny: bool,
+    /// How many decisions.
+    pub count: u64,
+}
+
+/// One line of [`DecisionSummary::by_reason`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReasonCount {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The failed rule's code.
+    pub reason: String,
+    /// How many decisions.
+    pub count: u64,
+}

@@ -1,0 +1,181 @@
+//! The SQL both backends run, written once.
+//!
+//! Placeholders are `$1`, `$2`, ...: PostgreSQL's syntax, which sqlx's SQLite driver also binds
+//! by number. Every statement below is plain SQL that SQLite (3.35 or later, for `RETURNING`)
+//! and PostgreSQL both accept, so the two backends cannot drift apart. Statements that carry a
+//! point of the security contract say so.
+
+/// The columns of `device_keys`, in [`crate::rows::DeviceKeyRow`] order.
+macro_rules! device_key_columns {
+    () => {
+        "key_id, device_id, app_id, environment, public_key_spki, counter, receipt, \
+         receipt_risk_metric, created_at, last_seen_at, attestation_count, assertion_count, \
+         revoked_at, superseded_by, metadata, user_id, client_ip, counter_regressions, replays, \
+         revocation_reason"
+    };
+}
+
+pub(crate) const PING: &str = "SELECT 1";
+
+pub(crate) const INSERT_CHALLENGE: &str = "INSERT INTO challenges \
+     (value, app_id, purpose, key_id, expires_at) VALUES ($1, $2, $3, $4, $5)";
+
+/// Contract point 2: one statement finds and deletes the challenge, so only one caller can get
+/// the row back.
+pub(crate) const TAKE_CHALLENGE: &str = "DELETE FROM challenges \
+     WHERE value = $1 AND app_id = $2 AND expires_at > $3 \
+     RETURNING value, app_id, purpose, key_id, expires_at";
+
+pub(crate) const PURGE_EXPIRED_CHALLENGES: &str = "DELETE FROM challenges WHERE expires_at <= $1";
+
+/// Contract point 1: a plain INSERT (no upsert); the primary key turns a second attestation of
+/// the same key id into a unique violation.
+pub(crate) const INSERT_DEVICE_KEY: &str = concat!(
+    "INSERT INTO device_keys (",
+    device_key_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+     $18, $19, $20)"
+);
+
+pub(crate) const DEVICE_KEY: &str = concat!(
+    "SELECT ",
+    device_key_columns!(),
+    " FROM device_keys WHERE key_id = $1"
+);
+
+/// Contract points 3 and 4: the comparison with the stored counter and the revocation check
+/// happen inside the UPDATE, under the row lock, not in the application.
+pub(crate) const ADVANCE_COUNTER: &str = "UPDATE device_keys \
+     SET counter = $2, last_seen_at = $3, assertion_count = assertion_count + 1 \
+     WHERE key_id = $1 AND counter < $2 AND revoked_at IS NULL";
+
+/// Only explains why [`ADVANCE_COUNTER`] changed nothing; it decides nothing.
+pub(crate) const COUNTER_STATE: &str =
+    "SELECT counter, revoked_at FROM device_keys WHERE key_id = $1";
+
+/// Contract point 4: SET expressions see the row as it was, so the reason is written only by the
+/// statement that also writes the first revocation time.
+pub(crate) const REVOKE_DEVICE_KEY: &str = "UPDATE device_keys \
+     SET revoked_at = COALESCE(revoked_at, $2), \
+     revocation_reason = CASE WHEN revoked_at IS NULL THEN 'revoked' ELSE revocation_reason END \
+     WHERE key_id = $1";
+
+/// Contract point 4: the first successor and the first revocation are kept.
+pub(crate) const SUPERSEDE_DEVICE_KEY: &str = "UPDATE device_keys \
+     SET superseded_by = COALESCE(superseded_by, $2), revoked_at = COALESCE(revoked_at, $3), \
+     revocation_reason = CASE WHEN revoked_at IS NULL THEN 'superseded' ELSE revocation_reason END \
+     WHERE key_id = $1 AND EXISTS (SELECT 1 FROM device_keys WHERE key_id = $2)";
+
+/// Followed by ` AND column = value` per set filter, then the order and limit
+/// (`backend_ext::push_key_filter`).
+pub(crate) const FIND_DEVICE_KEYS: &str = concat!(
+    "SELECT ",
+    device_key_columns!(),
+    " FROM device_keys WHERE 1 = 1"
+);
+
+/// Followed by ` AND column = value` per set filter.
+pub(crate) const COUNT_DEVICE_KEYS: &str = "SELECT COUNT(*) FROM device_keys WHERE 1 = 1";
+
+/// Increments in the UPDATE itself, so concurrent anomalies are all counted.
+pub(crate) const RECORD_COUNTER_REGRESSION: &str =
+    "UPDATE device_keys SET counter_regressions = counter_regressions + 1 WHERE key_id = $1";
+
+pub(crate) const RECORD_REPLAY: &str =
+    "UPDATE device_keys SET replays = replays + 1 WHERE key_id = $1";
+
+/// Contract point 4: only an active key expires, and only if still idle under the row lock.
+pub(crate) const EXPIRE_DEVICE_KEY: &str = "UPDATE device_keys \
+     SET revoked_at = $3, revocation_reason = 'expired' \
+     WHERE key_id = $1 AND revoked_at IS NULL AND last_seen_at < $2";
+
+pub(crate) const EXPIRE_IDLE_KEYS: &str = "UPDATE device_keys \
+     SET revoked_at = $2, revocation_reason = 'expired' \
+     WHERE revoked_at IS NULL AND last_seen_at < $1";
+
+pub(crate) const LIST_DEVICE_KEYS: &str = concat!(
+    "SELECT ",
+    device_key_columns!(),
+    " FROM device_keys WHERE ($1 IS NULL OR app_id = $1) \
+     ORDER BY created_at, key_id LIMIT $2 OFFSET $3"
+);
+
+pub(crate) const INSERT_DECISION: &str = "INSERT INTO decisions \
+     (at, app_id, key_id, route, outcome, code, risk_score, kind, device_id, user_id, client_ip, \
+     environment, mode, would_deny, reasons, factors) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id";
+
+pub(crate) const INSERT_DECISION_REASON: &str =
+    "INSERT INTO decision_reasons (decision_id, code) VALUES ($1, $2)";
+
+pub(crate) const LIST_DECISIONS: &str = "SELECT \
+     id, at, app_id, key_id, route, outcome, code, risk_score, kind, device_id, user_id, \
+     client_ip, environment, mode, would_deny, reasons, factors FROM decisions \
+     WHERE ($1 IS NULL OR app_id = $1) AND ($2 IS NULL OR key_id = $2) \
+     AND ($3 IS NULL OR outcome = $3) AND ($4 IS NULL OR at >= $4) \
+     AND ($5 IS NULL OR id < $5) AND ($6 IS NULL OR would_deny = $6) \
+     AND ($7 IS NULL OR device_id = $7) \
+     ORDER BY id DESC LIMIT $8";
+
+/// `$4`-`$6`: any of key, device and address; all three unset means the whole app.
+/// Followed by the bound time, then ` AND ...` per set scope filter and the grouping
+/// (`backend_ext`'s `failure_counts_impl`).
+pub(crate) const FAILURE_COUNTS: &str =
+    "SELECT code, COUNT(*) AS count FROM decisions WHERE code <> 'ok' AND at >= ";
+
+pub(crate) const SUMMARY_BY_OUTCOME: &str = "SELECT outcome, would_deny, COUNT(*) AS count \
+     FROM decisions WHERE ($1 IS NULL OR app_id = $1) AND ($2 IS NULL OR at >= $2) \
+     GROUP BY outcome, would_deny ORDER BY outcome, would_deny";
+
+pub(crate) const SUMMARY_BY_REASON: &str = "SELECT d.outcome AS outcome, r.code AS reason, \
+     COUNT(*) AS count FROM decisions d JOIN decision_reasons r ON r.decision_id = d.id \
+     WHERE ($1 IS NULL OR d.app_id = $1) AND ($2 IS NULL OR d.at >= $2) \
+     GROUP BY d.outcome, r.code ORDER BY d.outcome, r.code";
+
+pub(crate) const SUMMARY_WOULD_DENY_DEVICES: &str = "SELECT COUNT(DISTINCT device_id) \
+     FROM decisions WHERE ($1 IS NULL OR app_id = $1) AND ($2 IS NULL OR at >= $2) \
+     AND would_deny = 1";
+
+/// The columns of `webhook_deliveries`, in [`crate::rows::DeliveryRow`] order.
+macro_rules! delivery_columns {
+    () => {
+        "id, event_id, event, endpoint, payload, status, attempts, next_attempt_at, created_at, \
+         last_attempt_at, last_http_status, last_error, delivered_at"
+    };
+}
+
+pub(crate) const ENQUEUE_WEBHOOK: &str = "INSERT INTO webhook_deliveries \
+     (event_id, event, endpoint, payload, status, attempts, next_attempt_at, created_at) \
+     VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5) RETURNING id";
+
+/// Contract point 6: the outer WHERE is re-checked under each row lock, so a row another
+/// caller claimed in the meantime (its `next_attempt_at` moved to the future) is skipped.
+pub(crate) const CLAIM_DUE_WEBHOOKS: &str = concat!(
+    "UPDATE webhook_deliveries SET next_attempt_at = $2 \
+     WHERE id IN (SELECT id FROM webhook_deliveries \
+                  WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $3) \
+     AND status = 'pending' AND next_attempt_at <= $1 RETURNING ",
+    delivery_columns!()
+);
+
+/// Contract point 6: only a pending delivery is changed.
+pub(crate) const RECORD_WEBHOOK_ATTEMPT: &str = "UPDATE webhook_deliveries \
+     SET attempts = attempts + 1, last_attempt_at = $2, last_http_status = $3, last_error = $4, \
+     status = $5, next_attempt_at = COALESCE($6, next_attempt_at), delivered_at = $7 \
+     WHERE id = $1 AND status = 'pending'";
+
+pub(crate) const LIST_WEBHOOK_DELIVERIES: &str = concat!(
+    "SELECT ",
+    delivery_columns!(),
+    " FROM webhook_deliveries WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR event = $2) \
+     AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+);
+
+pub(crate) const INSERT_SIGNING_KEY: &str = "INSERT INTO signing_keys \
+     (kid, algorithm, private_pkcs8, created_at, retired_at) VALUES ($1, $2, $3, $4, $5)";
+
+pub(crate) const SIGNING_KEYS: &str = "SELECT kid, algorithm, private_pkcs8, created_at, \
+     retired_at FROM signing_keys ORDER BY created_at, kid";
+
+pub(crate) const RETIRE_SIGNING_KEY: &str =
+    "UPDATE signing_keys SET retired_at = COALESCE(retired_at, $2) WHERE kid = $1";

@@ -1,0 +1,77 @@
+//! The SQLite backend: one file (or memory) database, for single-node deployments and tests.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::{StoreError, StoreOptions};
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Connections for a file database: readers run in parallel under WAL, writers queue on the
+/// database lock (waiting up to the busy timeout), so a few connections are enough.
+const DEFAULT_MAX_CONNECTIONS: u32 = 8;
+
+/// A [`Store`](crate::Store) on SQLite.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub(crate) pool: sqlx::SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `url` (`sqlite://path/to/file.db?mode=rwc` to create the file if needed, or
+    /// `sqlite::memory:`) and applies the migrations.
+    ///
+    /// File databases use WAL, `synchronous=NORMAL` (durable across application crashes; a
+    /// power loss may lose the last transactions but never corrupts the file) and a 5 s busy
+    /// timeout. An in-memory database lives in one connection, which the pool keeps open.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut connect = SqliteConnectOptions::from_str(url)
+            .map_err(|error| StoreError::InvalidUrl(Box::new(error)))?
+            .busy_timeout(options.busy_timeout)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true);
+        let pool = if in_memory {
+            // Every connection to a shared in-memory database contends on table locks, which
+            // fail at once instead of waiting for the busy timeout; and the database vanishes
+            // with its last connection. So: exactly one connection, never closed.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            connect = connect.journal_mode(SqliteJournalMode::Wal);
+            SqlitePoolOptions::new()
+                .max_connections(options.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS))
+        }
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(StoreError::from_migrate)?;
+        Ok(Self { pool })
+    }
+
+    /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("connections", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+crate::backend::impl_store_for!(SqliteStore);
+crate::backend_ext::impl_store_ext_for!(SqliteStore, sqlx::Sqlite);

@@ -1,0 +1,265 @@
+//! The `Store` trait and its security contract.
+
+use std::future::Future;
+
+use time::OffsetDateTime;
+
+use crate::{
+    Challenge, CounterAdvance, CounterAnomaly, Decision, DecisionFilter, DecisionSummary,
+    DeliveryAttempt, DeliveryFilter, DeviceKey, FailureCount, FailureScope, KeyFilter, KeyId,
+    LoggedDecision, NewWebhookDelivery, SigningKey, StoreError, SummaryFilter, WebhookDelivery,
+};
+
+/// Persistent state of attestd: challenges, attested keys, the decision log and JWT signing
+/// keys.
+///
+/// # Security contract
+///
+/// Every implementation must guarantee the following, each as **one atomic statement** of the
+/// database (never read-then-write in the application), so that it holds with any number of
+/// server processes sharing the database. The conformance suite in `tests/conformance/` proves
+/// each point against every backend.
+///
+/// 1. **Keys are never overwritten.** [`insert_device_key`](Store::insert_device_key) of a key
+///    id that already exists fails with [`StoreError::Conflict`] and leaves the stored key
+///    exactly as it was (public key, counter, receipt, revocation). A second attestation can
+///    therefore never replace the public key or reset the counter of a known key.
+/// 2. **Challenges are single use.** [`take_challenge`](Store::take_challenge) deletes and
+///    returns the challenge in one statement (`DELETE ... RETURNING`). However many callers race
+///    for the same challenge, at most one receives it; every other caller, and every later
+///    call, gets `None`. A challenge is only taken by the App ID it was issued to and only
+///    before it expires (`expires_at > now`); an expired challenge is never returned.
+///    The caller must still check the returned [`purpose`](Challenge::purpose) and
+///    [`key_id`](Challenge::key_id): a challenge presented for the wrong purpose is consumed
+///    all the same, which fails closed.
+/// 3. **Counters only move forward.** [`advance_counter`](Store::advance_counter) stores the
+///    new counter only if it is strictly greater than the stored one and the key is not revoked
+///    (`UPDATE ... WHERE counter < new AND revoked_at IS NULL`). An equal or lower counter
+///    (a replayed or cloned assertion) is rejected, and of concurrent requests carrying the
+///    same counter exactly one advances. Call it only after the assertion's signature has
+///    been verified, and accept the assertion only on [`CounterAdvance::Advanced`].
+/// 4. **Revocation is final.** A revoked, superseded or expired key never advances again, and
+///    revoking twice keeps the first revocation time and the first
+///    [`RevocationReason`](crate::RevocationReason). A supersession link, once written, is
+///    never rewritten, so the chain of keys of a device cannot be redirected.
+/// 5. **Nothing is silently coerced.** Values outside their domain are refused
+///    ([`StoreError::Invalid`]) and stored values that do not parse are reported
+///    ([`StoreError::Corrupt`]), never replaced by defaults.
+/// 6. **Webhook deliveries are claimed once.** [`claim_due_webhooks`](Store::claim_due_webhooks)
+///    hands each due delivery to one caller at a time (the claim moves `next_attempt_at` to the
+///    lease end in the same statement); a delivered or failed delivery is never claimed or
+///    changed again.
+///
+/// Times are passed in by the caller (the store never reads the clock) and kept with
+/// one-second precision.
+///
+/// Decisions are recorded with their reasons in one transaction: a decision is logged with all
+/// of its reasons or not at all.
+///
+/// Signing keys are stored as given; the private key is not encrypted by the store, so the
+/// database must be protected like any other secret store.
+///
+/// Errors are [`StoreError`]s; no database driver type appears in this API.
+pub trait Store: Send + Sync {
+    /// Checks that the database answers (for `/readyz`).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores a new challenge. Fails with [`StoreError::Conflict`] if one with the same value
+    /// exists.
+    fn insert_challenge(
+        &self,
+        challenge: &Challenge,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Atomically removes and returns the challenge `value` issued to `app_id`, if it has not
+    /// expired at `now`. Returns `None` if it does not exist, belongs to another app, has
+    /// expired or was already taken. See the contract, point 2.
+    fn take_challenge(
+        &self,
+        value: &str,
+        app_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Challenge>, StoreError>> + Send;
+
+    /// Deletes challenges that have expired at `now`; returns how many.
+    fn purge_expired_challenges(
+        &self,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Stores a newly attested key. Fails with [`StoreError::Conflict`] if the key id exists,
+    /// leaving the stored key untouched. See the contract, point 1.
+    fn insert_device_key(
+        &self,
+        key: &DeviceKey,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The key with this id, if any.
+    fn device_key(
+        &self,
+        key_id: KeyId,
+    ) -> impl Future<Output = Result<Option<DeviceKey>, StoreError>> + Send;
+
+    /// Atomically raises the key's counter to `new_counter` if that is greater than the stored
+    /// counter and the key is not revoked; then also sets `last_seen_at` to `now` and counts
+    /// the assertion. See the contract, point 3.
+    fn advance_counter(
+        &self,
+        key_id: KeyId,
+        new_counter: u32,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<CounterAdvance, StoreError>> + Send;
+
+    /// Revokes the key at `now` with reason [`Revoked`](crate::RevocationReason::Revoked)
+    /// (keeping an earlier revocation time and reason). Fails with [`StoreError::NotFound`] if
+    /// there is no such key.
+    fn revoke_device_key(
+        &self,
+        key_id: KeyId,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that `new_key` replaced `old_key` and revokes `old_key` at `now` with reason
+    /// [`Superseded`](crate::RevocationReason::Superseded) (keeping an earlier revocation time
+    /// and reason, and an earlier successor: the first link is never rewritten). Fails with
+    /// [`StoreError::NotFound`] if either key is missing and [`StoreError::Invalid`] if they are
+    /// the same key.
+    fn supersede_device_key(
+        &self,
+        old_key: KeyId,
+        new_key: KeyId,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Keys, oldest first (by creation time, then key id), optionally of one App ID.
+    /// `limit` is capped at [`MAX_PAGE_SIZE`](crate::MAX_PAGE_SIZE).
+    fn list_device_keys(
+        &self,
+        app_id: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> impl Future<Output = Result<Vec<DeviceKey>, StoreError>> + Send;
+
+    /// Keys matching every set field of `filter`, oldest first (by creation time, then key id).
+    /// `limit` is capped at [`MAX_PAGE_SIZE`](crate::MAX_PAGE_SIZE).
+    fn find_device_keys(
+        &self,
+        filter: &KeyFilter,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<DeviceKey>, StoreError>> + Send;
+
+    /// How many keys match every set field of `filter`.
+    fn count_device_keys(
+        &self,
+        filter: &KeyFilter,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Atomically adds one to the key's counter regressions or replays (never touching its
+    /// counter, so a regression cannot move the counter backwards). Fails with
+    /// [`StoreError::NotFound`] if there is no such key.
+    fn record_counter_anomaly(
+        &self,
+        key_id: KeyId,
+        anomaly: CounterAnomaly,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Expires the key at `now` (reason [`Expired`](crate::RevocationReason::Expired)) if it is
+    /// still active and was last seen before `idle_before`, in one statement: a key used in the
+    /// meantime is left alone. Returns whether it expired the key.
+    fn expire_device_key(
+        &self,
+        key_id: KeyId,
+        idle_before: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Expires, as [`expire_device_key`](Store::expire_device_key) does, every active key last
+    /// seen before `idle_before`; returns how many. The keys stay stored, with their history.
+    fn expire_idle_keys(
+        &self,
+        idle_before: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Appends a decision, with one row per distinct reason code, to the audit log in one
+    /// transaction; returns its log id. Fails with [`StoreError::Invalid`] for a risk score
+    /// above 100.
+    fn record_decision(
+        &self,
+        decision: &Decision,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Logged decisions matching `filter`, newest first. `limit` is capped at
+    /// [`MAX_PAGE_SIZE`](crate::MAX_PAGE_SIZE).
+    fn list_decisions(
+        &self,
+        filter: &DecisionFilter,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<LoggedDecision>, StoreError>> + Send;
+
+    /// Failures (decisions whose code is not `ok`) at or after `since` in `scope`, counted by
+    /// code, ordered by code.
+    fn failure_counts(
+        &self,
+        scope: &FailureScope,
+        since: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<FailureCount>, StoreError>> + Send;
+
+    /// Decisions matching `filter` counted by outcome and by failed rule.
+    fn decision_summary(
+        &self,
+        filter: &SummaryFilter,
+    ) -> impl Future<Output = Result<DecisionSummary, StoreError>> + Send;
+
+    /// Adds a delivery to the webhook outbox, pending and due at its `created_at`; returns its
+    /// id. Fails with [`StoreError::Conflict`] if this event is already queued for this
+    /// endpoint.
+    fn enqueue_webhook(
+        &self,
+        delivery: &NewWebhookDelivery,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Claims up to `limit` pending deliveries due at `now` (oldest first): in one statement,
+    /// their `next_attempt_at` becomes `lease_until`, so no other caller claims them until the
+    /// lease lapses (a crashed deliverer's claims are retried then). See the contract, point 6.
+    fn claim_due_webhooks(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<WebhookDelivery>, StoreError>> + Send;
+
+    /// Records one attempt of a pending delivery: counts it, keeps its result, and marks the
+    /// delivery delivered, due again, or failed. Fails with [`StoreError::NotFound`] if there is
+    /// no pending delivery with this id (a finished delivery is never changed).
+    fn record_webhook_attempt(
+        &self,
+        id: i64,
+        attempt: &DeliveryAttempt,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deliveries matching `filter`, newest first. `limit` is capped at
+    /// [`MAX_PAGE_SIZE`](crate::MAX_PAGE_SIZE).
+    fn list_webhook_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<WebhookDelivery>, StoreError>> + Send;
+
+    /// Stores a signing key. Fails with [`StoreError::Conflict`] if the kid exists.
+    fn insert_signing_key(
+        &self,
+        key: &SigningKey,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// All signing keys, retired ones included, oldest first.
+    fn signing_keys(&self) -> impl Future<Output = Result<Vec<SigningKey>, StoreError>> + Send;
+
+    /// Marks a signing key retired at `at` (keeping an earlier retirement time). Fails with
+    /// [`StoreError::NotFound`] if there is no such kid.
+    fn retire_signing_key(
+        &self,
+        kid: &str,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -1,0 +1,71 @@
+//! The security contract of `Store`, proved against every backend.
+//!
+//! Every contract in `conformance/suite.rs` runs once against SQLite (a temporary file) and once
+//! against PostgreSQL (a fresh schema, dropped afterwards). Without `DATABASE_URL` the
+//! PostgreSQL tests print `skipped: DATABASE_URL not set` and pass.
+//!
+//! ```sh
+//! cargo test -p attest-store --test conformance
+//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo test -p attest-store --test conformance
+//! ```
+
+mod harness;
+mod suite;
+mod suite_ext;
+mod suite_webhooks;
+
+/// Generates one `#[tokio::test]` per contract and backend.
+macro_rules! contract_tests {
+    ($($contract:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $contract() {
+                    crate::harness::on_sqlite(crate::suite::$contract).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $contract() {
+                    crate::harness::on_postgres(crate::suite::$contract).await;
+                }
+            )*
+        }
+    };
+}
+
+contract_tests!(
+    ping_answers,
+    inserting_an_existing_key_fails_and_keeps_the_original,
+    device_key_round_trips_every_field,
+    unknown_key_is_absent,
+    challenge_is_taken_once,
+    expired_challenge_is_not_taken,
+    challenge_is_not_taken_by_another_app,
+    concurrent_takes_hand_the_challenge_to_exactly_one_caller,
+    inserting_an_existing_challenge_fails,
+    purge_removes_only_expired_challenges,
+    counter_only_moves_forward,
+    concurrent_advances_with_the_same_counter_let_exactly_one_through,
+    concurrent_advances_with_different_counters_end_at_the_highest,
+    revoked_key_cannot_advance,
+    superseded_key_is_revoked_and_names_its_successor,
+    device_keys_list_in_stable_pages,
+    decisions_round_trip_newest_first_and_filter,
+    signing_keys_round_trip_and_retire,
+    values_outside_their_domain_are_refused,
+    a_supersession_link_and_a_revocation_reason_are_never_rewritten,
+    keys_are_found_and_counted_by_device_user_address_environment_and_age,
+    counter_anomalies_are_counted_without_touching_the_counter,
+    only_idle_active_keys_expire,
+    decisions_keep_their_reasons_and_factors_and_filter_by_would_deny_and_device,
+    failures_are_counted_by_code_for_any_of_key_device_and_address,
+    decisions_are_summarised_by_outcome_and_reason,
+    webhook_deliveries_are_enqueued_once_per_event_and_endpoint,
+    a_due_webhook_is_claimed_by_one_caller_until_its_lease_lapses,
+    webhook_attempts_retry_deliver_or_give_up_and_finished_deliveries_stay,
+    webhook_deliveries_list_newest_first_with_filters,
+);

@@ -1,0 +1,765 @@
+//! One function per point of the `Store` security contract (and per plain round trip).
+//!
+//! Each contract takes a fresh, empty store and works for any backend.
+
+use std::sync::Arc;
+
+pub use crate::suite_ext::*;
+pub use crate::suite_webhooks::*;
+
+use attest_store::{
+    Challenge, ChallengePurpose, CounterAdvance, Decision, DecisionFilter, DeviceKey, Environment,
+    KeyId, Outcome, RevocationReason, SigningKey, Store, StoreError,
+};
+use serde_json::json;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use tokio::sync::Barrier;
+
+/// How many tasks race in the concurrency contracts.
+const RACERS: usize = 50;
+
+pub(crate) const APP: &str = "TEAMID1234.com.example.app";
+pub(crate) const OTHER_APP: &str = "TEAMID1234.com.example.other";
+pub(crate) const T0: OffsetDateTime = datetime!(2026-01-01 12:00:00 UTC);
+
+pub(crate) fn key_id(seed: u8) -> KeyId {
+    [seed; 32]
+}
+
+pub(crate) fn device_key(seed: u8, app_id: &str, created_at: OffsetDateTime) -> DeviceKey {
+    DeviceKey {
+        key_id: key_id(seed),
+        device_id: format!("device-{seed}"),
+        app_id: app_id.to_owned(),
+        environment: Environment::Production,
+        public_key_spki: vec![0x30, seed, 0x01],
+        counter: 0,
+        receipt: vec![0x30, 0x80, seed],
+        receipt_risk_metric: None,
+        created_at,
+        last_seen_at: created_at,
+        attestation_count: 1,
+        assertion_count: 0,
+        revoked_at: None,
+        superseded_by: None,
+        metadata: json!({ "bundle_version": "1.0" }),
+        user_id: None,
+        client_ip: None,
+        counter_regressions: 0,
+        replays: 0,
+        revocation_reason: None,
+    }
+}
+
+fn challenge(value: &str, app_id: &str, expires_at: OffsetDateTime) -> Challenge {
+    Challenge {
+        value: value.to_owned(),
+        app_id: app_id.to_owned(),
+        purpose: ChallengePurpose::Attestation,
+        key_id: None,
+        expires_at,
+    }
+}
+
+pub(crate) fn decision(
+    at: OffsetDateTime,
+    app_id: &str,
+    seed: Option<u8>,
+    outcome: Outcome,
+) -> Decision {
+    let code = if outcome == Outcome::Allow {
+        "ok"
+    } else {
+        "counter_replayed"
+    };
+    Decision {
+        key_id: seed.map(key_id),
+        risk_score: Some(15),
+        ..Decision::new(at, app_id, "/v1/assert", outcome, code)
+    }
+}
+
+pub(crate) async fn stored_key<S: Store>(store: &S, seed: u8) -> DeviceKey {
+    store
+        .device_key(key_id(seed))
+        .await
+        .expect("read key")
+        .expect("key exists")
+}
+
+pub async fn ping_answers<S: Store>(store: S) {
+    store.ping().await.expect("ping");
+}
+
+pub async fn inserting_an_existing_key_fails_and_keeps_the_original<S: Store>(store: S) {
+    let original = device_key(1, APP, T0);
+    store
+        .insert_device_key(&original)
+        .await
+        .expect("first insert");
+    assert_eq!(
+        store
+            .advance_counter(key_id(1), 7, T0 + Duration::seconds(5))
+            .await
+            .expect("advance"),
+        CounterAdvance::Advanced
+    );
+    let before = stored_key(&store, 1).await;
+
+    // Same key id, everything else an attacker would like to change.
+    let mut impostor = device_key(1, OTHER_APP, T0 + Duration::seconds(10));
+    impostor.public_key_spki = vec![0xEE; 91];
+    impostor.receipt = vec![0xEE];
+    impostor.device_id = "attacker".to_owned();
+    let error = store
+        .insert_device_key(&impostor)
+        .await
+        .expect_err("second insert must fail");
+    assert!(matches!(error, StoreError::Conflict), "{error:?}");
+
+    assert_eq!(stored_key(&store, 1).await, before);
+    assert_eq!(before.counter, 7, "the counter was not reset");
+}
+
+pub async fn device_key_round_trips_every_field<S: Store>(store: S) {
+    let mut key = device_key(2, APP, T0);
+    key.environment = Environment::Development;
+    key.counter = u32::MAX;
+    key.receipt_risk_metric = Some(3);
+    key.last_seen_at = T0 + Duration::hours(1);
+    key.attestation_count = 2;
+    key.assertion_count = 41;
+    key.revoked_at = Some(T0 + Duration::days(1));
+    key.superseded_by = Some(key_id(3));
+    key.revocation_reason = Some(RevocationReason::Superseded);
+    key.user_id = Some("user-42@example.com".to_owned());
+    key.client_ip = Some("2001:db8::7".to_owned());
+    key.counter_regressions = 2;
+    key.replays = u64::try_from(i64::MAX).expect("fits");
+    key.metadata = json!({
+        "bundle_version": "2.3.1",
+        "validation_category": "apple_app_attest",
+        "leaf_not_after": 1_767_225_600,
+        "nested": { "list": [1, "two", null] }
+    });
+    store.insert_device_key(&key).await.expect("insert");
+    assert_eq!(stored_key(&store, 2).await, key);
+
+    let minimal = device_key(4, APP, T0);
+    store
+        .insert_device_key(&minimal)
+        .await
+        .expect("insert minimal");
+    assert_eq!(stored_key(&store, 4).await, minimal);
+}
+
+pub async fn unknown_key_is_absent<S: Store>(store: S) {
+    assert_eq!(store.device_key(key_id(9)).await.expect("read"), None);
+}
+
+pub async fn challenge_is_taken_once<S: Store>(store: S) {
+    let mut issued = challenge("once", APP, T0 + Duration::minutes(5));
+    issued.purpose = ChallengePurpose::Assertion;
+    issued.key_id = Some(key_id(1));
+    store.insert_challenge(&issued).await.expect("insert");
+
+    let first = store
+        .take_challenge("once", APP, T0)
+        .await
+        .expect("first take");
+    assert_eq!(first, Some(issued));
+    let second = store
+        .take_challenge("once", APP, T0)
+        .await
+        .expect("second take");
+    assert_eq!(second, None);
+}
+
+pub async fn expired_challenge_is_not_taken<S: Store>(store: S) {
+    let expires_at = T0 + Duration::seconds(60);
+    store
+        .insert_challenge(&challenge("expiring", APP, expires_at))
+        .await
+        .expect("insert");
+
+    // `expires_at` is the first instant the challenge is invalid.
+    for late in [
+        expires_at,
+        expires_at + Duration::seconds(1),
+        expires_at + Duration::days(365),
+    ] {
+        let taken = store
+            .take_challenge("expiring", APP, late)
+            .await
+            .expect("late take");
+        assert_eq!(taken, None, "taken at {late}");
+    }
+    let in_time = store
+        .take_challenge("expiring", APP, expires_at - Duration::seconds(1))
+        .await
+        .expect("take in time");
+    assert!(
+        in_time.is_some(),
+        "a failed late take must not consume the challenge"
+    );
+}
+
+pub async fn challenge_is_not_taken_by_another_app<S: Store>(store: S) {
+    store
+        .insert_challenge(&challenge("mine", APP, T0 + Duration::minutes(5)))
+        .await
+        .expect("insert");
+    let stolen = store
+        .take_challenge("mine", OTHER_APP, T0)
+        .await
+        .expect("take");
+    assert_eq!(stolen, None);
+    let mine = store.take_challenge("mine", APP, T0).await.expect("take");
+    assert!(
+        mine.is_some(),
+        "the other app's attempt must not consume the challenge"
+    );
+}
+
+pub async fn concurrent_takes_hand_the_challenge_to_exactly_one_caller<S>(store: S)
+where
+    S: Store + Clone + 'static,
+{
+    store
+        .insert_challenge(&challenge("contested", APP, T0 + Duration::minutes(5)))
+        .await
+        .expect("insert");
+    let start = Arc::new(Barrier::new(RACERS));
+    let mut racers = Vec::new();
+    for _ in 0..RACERS {
+        let (store, start) = (store.clone(), Arc::clone(&start));
+        racers.push(tokio::spawn(async move {
+            start.wait().await;
+            store.take_challenge("contested", APP, T0).await
+        }));
+    }
+    let mut winners = 0;
+    for racer in racers {
+        if racer.await.expect("task").expect("take").is_some() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+pub async fn inserting_an_existing_challenge_fails<S: Store>(store: S) {
+    store
+        .insert_challenge(&challenge("dup", APP, T0 + Duration::minutes(5)))
+        .await
+        .expect("insert");
+    let error = store
+        .insert_challenge(&challenge("dup", OTHER_APP, T0 + Duration::days(5)))
+        .await
+        .expect_err("duplicate value");
+    assert!(matches!(error, StoreError::Conflict), "{error:?}");
+    let kept = store.take_challenge("dup", APP, T0).await.expect("take");
+    assert_eq!(kept, Some(challenge("dup", APP, T0 + Duration::minutes(5))));
+}
+
+pub async fn purge_removes_only_expired_challenges<S: Store>(store: S) {
+    for (value, expires_at) in [
+        ("expired", T0 - Duration::seconds(1)),
+        ("expires-now", T0),
+        ("live", T0 + Duration::seconds(1)),
+    ] {
+        store
+            .insert_challenge(&challenge(value, APP, expires_at))
+            .await
+            .expect("insert");
+    }
+    assert_eq!(store.purge_expired_challenges(T0).await.expect("purge"), 2);
+    assert_eq!(
+        store
+            .purge_expired_challenges(T0)
+            .await
+            .expect("purge again"),
+        0
+    );
+    let early = T0 - Duration::minutes(1);
+    assert_eq!(
+        store
+            .take_challenge("expired", APP, early)
+            .await
+            .expect("take"),
+        None
+    );
+    assert_eq!(
+        store
+            .take_challenge("expires-now", APP, early)
+            .await
+            .expect("take"),
+        None
+    );
+    assert!(
+        store
+            .take_challenge("live", APP, early)
+            .await
+            .expect("take")
+            .is_some()
+    );
+}
+
+pub async fn counter_only_moves_forward<S: Store>(store: S) {
+    store
+        .insert_device_key(&device_key(1, APP, T0))
+        .await
+        .expect("insert");
+    let t1 = T0 + Duration::seconds(1);
+    let t2 = T0 + Duration::seconds(2);
+    let t3 = T0 + Duration::seconds(3);
+
+    assert_eq!(
+        store
+            .advance_counter(key_id(1), 0, t1)
+            .await
+            .expect("advance"),
+        CounterAdvance::Replayed { stored: 0 },
+        "the attestation's counter 0 cannot be reused"
+    );
+    assert_eq!(
+        store
+            .advance_counter(key_id(1), 5, t1)
+            .await
+            .expect("advance"),
+        CounterAdvance::Advanced
+    );
+    assert_eq!(
+        store
+            .advance_counter(key_id(1), 5, t2)
+            .await
+            .expect("advance"),
+        CounterAdvance::Replayed { stored: 5 },
+        "equal counter"
+    );
+    assert_eq!(
+        store
+            .advance_counter(key_id(1), 3, t2)
+            .await
+            .expect("advance"),
+        CounterAdvance::Replayed { stored: 5 },
+        "lower counter"
+    );
+    let key = stored_key(&store, 1).await;
+    assert_eq!(
+        (key.counter, key.assertion_count, key.last_seen_at),
+        (5, 1, t1)
+    );
+
+    assert_eq!(
+        store
+            .advance_counter(key_id(1), u32::MAX, t3)
+            .await
+            .expect("advance"),
+        CounterAdvance::Advanced
+    );
+    let key = stored_key(&store, 1).await;
+    assert_eq!(
+        (key.counter, key.assertion_count, key.last_seen_at),
+        (u32::MAX, 2, t3)
+    );
+    assert_eq!(
+        store
+            .advance_counter(key_id(1), u32::MAX, t3)
+            .await
+            .expect("advance"),
+        CounterAdvance::Replayed { stored: u32::MAX }
+    );
+    assert_eq!(
+        store
+            .advance_counter(key_id(9), 1, t3)
+            .await
+            .expect("advance"),
+        CounterAdvance::UnknownKey
+    );
+}
+
+pub async fn concurrent_advances_with_the_same_counter_let_exactly_one_through<S>(store: S)
+where
+    S: Store + Clone + 'static,
+{
+    store
+        .insert_device_key(&device_key(1, APP, T0))
+        .await
+        .expect("insert");
+    let start = Arc::new(Barrier::new(RACERS));
+    let mut racers = Vec::new();
+    for _ in 0..RACERS {
+        let (store, start) = (store.clone(), Arc::clone(&start));
+        racers.push(tokio::spawn(async move {
+            start.wait().await;
+            store.advance_counter(key_id(1), 1, T0).await
+        }));
+    }
+    let mut advanced = 0;
+    for racer in racers {
+        match racer.await.expect("task").expect("advance") {
+            CounterAdvance::Advanced => advanced += 1,
+            CounterAdvance::Replayed { stored: 1 } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(advanced, 1);
+    let key = stored_key(&store, 1).await;
+    assert_eq!((key.counter, key.assertion_count), (1, 1));
+}
+
+pub async fn concurrent_advances_with_different_counters_end_at_the_highest<S>(store: S)
+where
+    S: Store + Clone + 'static,
+{
+    store
+        .insert_device_key(&device_key(1, APP, T0))
+        .await
+        .expect("insert");
+    let start = Arc::new(Barrier::new(RACERS));
+    let mut racers = Vec::new();
+    // Interleave high and low counters so that the arrival order is not the counter order.
+    for index in 0..RACERS {
+        let counter = if index % 2 == 0 {
+            RACERS - index
+        } else {
+            index
+        };
+        let counter = u32::try_from(counter).expect("small counter");
+        let (store, start) = (store.clone(), Arc::clone(&start));
+        racers.push(tokio::spawn(async move {
+            start.wait().await;
+            store.advance_counter(key_id(1), counter, T0).await
+        }));
+    }
+    let mut advanced = 0;
+    for racer in racers {
+        if racer.await.expect("task").expect("advance").is_advanced() {
+            advanced += 1;
+        }
+    }
+    let key = stored_key(&store, 1).await;
+    assert_eq!(key.counter, u32::try_from(RACERS).expect("small"));
+    assert_eq!(key.assertion_count, advanced);
+    assert!(advanced >= 1);
+}
+
+pub async fn revoked_key_cannot_advance<S: Store>(store: S) {
+    store
+        .insert_device_key(&device_key(1, APP, T0))
+        .await
+        .expect("insert");
+    let revoked_at = T0 + Duration::minutes(1);
+    store
+        .revoke_device_key(key_id(1), revoked_at)
+        .await
+        .expect("revoke");
+    assert_eq!(
+        store
+            .advance_counter(key_id(1), 10, T0 + Duration::minutes(2))
+            .await
+            .expect("advance"),
+        CounterAdvance::Revoked
+    );
+    let key = stored_key(&store, 1).await;
+    assert_eq!((key.counter, key.assertion_count), (0, 0));
+    assert_eq!(key.revoked_at, Some(revoked_at));
+    assert_eq!(key.revocation_reason, Some(RevocationReason::Revoked));
+
+    store
+        .revoke_device_key(key_id(1), T0 + Duration::hours(1))
+        .await
+        .expect("revoke again");
+    assert_eq!(
+        stored_key(&store, 1).await.revoked_at,
+        Some(revoked_at),
+        "first time kept"
+    );
+
+    let error = store
+        .revoke_device_key(key_id(9), T0)
+        .await
+        .expect_err("unknown key");
+    assert!(matches!(error, StoreError::NotFound), "{error:?}");
+}
+
+pub async fn superseded_key_is_revoked_and_names_its_successor<S: Store>(store: S) {
+    store
+        .insert_device_key(&device_key(1, APP, T0))
+        .await
+        .expect("insert old");
+    store
+        .insert_device_key(&device_key(2, APP, T0))
+        .await
+        .expect("insert new");
+    let at = T0 + Duration::days(3);
+    store
+        .supersede_device_key(key_id(1), key_id(2), at)
+        .await
+        .expect("supersede");
+
+    let old = stored_key(&store, 1).await;
+    assert_eq!(
+        (old.superseded_by, old.revoked_at, old.revocation_reason),
+        (
+            Some(key_id(2)),
+            Some(at),
+            Some(RevocationReason::Superseded)
+        )
+    );
+    assert_eq!(
+        store
+            .advance_counter(key_id(1), 1, at)
+            .await
+            .expect("advance"),
+        CounterAdvance::Revoked
+    );
+    assert_eq!(
+        stored_key(&store, 2).await.revoked_at,
+        None,
+        "the successor stays valid"
+    );
+
+    let missing = store.supersede_device_key(key_id(2), key_id(9), at).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+    let missing = store.supersede_device_key(key_id(9), key_id(2), at).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+    let itself = store.supersede_device_key(key_id(2), key_id(2), at).await;
+    assert!(matches!(itself, Err(StoreError::Invalid(_))), "{itself:?}");
+    assert_eq!(stored_key(&store, 2).await.revoked_at, None);
+}
+
+pub async fn device_keys_list_in_stable_pages<S: Store>(store: S) {
+    // Seeds 1..=7; odd seeds belong to APP. Seeds 6 and 7 share a creation time, so the key id
+    // breaks the tie.
+    let mut expected = Vec::new();
+    for seed in 1..=7u8 {
+        let created_at = T0 + Duration::seconds(i64::from(seed.min(6)));
+        let app_id = if seed % 2 == 1 { APP } else { OTHER_APP };
+        let key = device_key(seed, app_id, created_at);
+        store.insert_device_key(&key).await.expect("insert");
+        expected.push(key);
+    }
+
+    let mut paged = Vec::new();
+    for offset in [0, 3, 6, 9] {
+        paged.extend(store.list_device_keys(None, 3, offset).await.expect("page"));
+    }
+    assert_eq!(paged, expected);
+
+    let mine = store
+        .list_device_keys(Some(APP), 10, 0)
+        .await
+        .expect("filtered");
+    let seeds: Vec<u8> = mine.iter().map(|key| key.key_id[0]).collect();
+    assert_eq!(seeds, [1, 3, 5, 7]);
+    let second_page = store
+        .list_device_keys(Some(APP), 2, 2)
+        .await
+        .expect("filtered page");
+    let seeds: Vec<u8> = second_page.iter().map(|key| key.key_id[0]).collect();
+    assert_eq!(seeds, [5, 7]);
+
+    assert!(
+        store
+            .list_device_keys(None, 0, 0)
+            .await
+            .expect("empty page")
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_device_keys(Some("NOBODY.app"), 10, 0)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_device_keys(None, 10, u64::MAX)
+            .await
+            .expect("far")
+            .is_empty()
+    );
+}
+
+pub async fn decisions_round_trip_newest_first_and_filter<S: Store>(store: S) {
+    let recorded = [
+        decision(T0, APP, Some(1), Outcome::Allow),
+        decision(T0 + Duration::seconds(1), APP, Some(2), Outcome::Deny),
+        decision(
+            T0 + Duration::seconds(2),
+            OTHER_APP,
+            None,
+            Outcome::AllowMonitored,
+        ),
+        Decision {
+            risk_score: None,
+            ..decision(T0 + Duration::seconds(3), APP, Some(1), Outcome::Deny)
+        },
+        decision(T0 + Duration::seconds(4), APP, None, Outcome::Allow),
+    ];
+    let mut ids = Vec::new();
+    for entry in &recorded {
+        ids.push(store.record_decision(entry).await.expect("record"));
+    }
+    assert!(
+        ids.windows(2).all(|pair| pair[0] < pair[1]),
+        "ids increase: {ids:?}"
+    );
+
+    let all = store
+        .list_decisions(&DecisionFilter::default(), 100)
+        .await
+        .expect("list");
+    let newest_first: Vec<_> = recorded.iter().rev().cloned().collect();
+    assert_eq!(
+        all.iter()
+            .map(|logged| logged.decision.clone())
+            .collect::<Vec<_>>(),
+        newest_first
+    );
+    assert_eq!(all.iter().map(|logged| logged.id).collect::<Vec<_>>(), {
+        let mut reversed = ids.clone();
+        reversed.reverse();
+        reversed
+    });
+
+    let select = |filter: DecisionFilter| {
+        let store = &store;
+        async move {
+            let found = store.list_decisions(&filter, 100).await.expect("list");
+            found
+                .into_iter()
+                .map(|logged| logged.decision.at)
+                .collect::<Vec<_>>()
+        }
+    };
+    let at = |seconds: i64| T0 + Duration::seconds(seconds);
+    let by_app = select(DecisionFilter {
+        app_id: Some(APP.into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_app, [at(4), at(3), at(1), at(0)]);
+    let by_key = select(DecisionFilter {
+        key_id: Some(key_id(1)),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_key, [at(3), at(0)]);
+    let denied = select(DecisionFilter {
+        outcome: Some(Outcome::Deny),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(denied, [at(3), at(1)]);
+    let since = select(DecisionFilter {
+        since: Some(at(3)),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(since, [at(4), at(3)]);
+    let combined = select(DecisionFilter {
+        app_id: Some(APP.into()),
+        outcome: Some(Outcome::Allow),
+        since: Some(at(1)),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(combined, [at(4)]);
+
+    // Keyset pagination: pass the last id of a page as `before_id`.
+    let first_page = store
+        .list_decisions(&DecisionFilter::default(), 2)
+        .await
+        .expect("page");
+    assert_eq!(first_page.len(), 2);
+    let before_id = first_page.last().map(|logged| logged.id);
+    let next = select(DecisionFilter {
+        before_id,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(next, [at(2), at(1), at(0)]);
+}
+
+pub async fn signing_keys_round_trip_and_retire<S: Store>(store: S) {
+    let keys = [
+        SigningKey {
+            kid: "kid-old".into(),
+            algorithm: "ES256".into(),
+            private_pkcs8: vec![0x30, 0x81, 0x87, 1, 2, 3],
+            created_at: T0,
+            retired_at: None,
+        },
+        SigningKey {
+            kid: "kid-new".into(),
+            algorithm: "ES256".into(),
+            private_pkcs8: vec![0x30, 0x81, 0x87, 4, 5, 6],
+            created_at: T0 + Duration::days(30),
+            retired_at: None,
+        },
+    ];
+    for key in &keys {
+        store.insert_signing_key(key).await.expect("insert");
+    }
+    assert_eq!(store.signing_keys().await.expect("list"), keys);
+
+    let duplicate = SigningKey {
+        private_pkcs8: vec![9],
+        ..keys[0].clone()
+    };
+    let error = store
+        .insert_signing_key(&duplicate)
+        .await
+        .expect_err("duplicate kid");
+    assert!(matches!(error, StoreError::Conflict), "{error:?}");
+
+    let retired_at = T0 + Duration::days(60);
+    store
+        .retire_signing_key("kid-old", retired_at)
+        .await
+        .expect("retire");
+    store
+        .retire_signing_key("kid-old", retired_at + Duration::days(1))
+        .await
+        .expect("retire again");
+    let listed = store.signing_keys().await.expect("list");
+    assert_eq!(
+        listed[0],
+        SigningKey {
+            retired_at: Some(retired_at),
+            ..keys[0].clone()
+        }
+    );
+    assert_eq!(listed[1], keys[1]);
+
+    let error = store
+        .retire_signing_key("kid-missing", retired_at)
+        .await
+        .expect_err("unknown");
+    assert!(matches!(error, StoreError::NotFound), "{error:?}");
+}
+
+pub async fn values_outside_their_domain_are_refused<S: Store>(store: S) {
+    let out_of_range = Decision {
+        risk_score: Some(101),
+        ..decision(T0, APP, None, Outcome::Deny)
+    };
+    let error = store
+        .record_decision(&out_of_range)
+        .await
+        .expect_err("risk score 101");
+    assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+
+    let mut key = device_key(1, APP, T0);
+    key.assertion_count = u64::MAX;
+    let error = store
+        .insert_device_key(&key)
+        .await
+        .expect_err("count beyond i64");
+    assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+    assert_eq!(store.device_key(key_id(1)).await.expect("read"), None);
+}
