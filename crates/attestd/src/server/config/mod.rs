@@ -1,0 +1,575 @@
+//! The one typed configuration of `attestd serve`, loaded once at startup.
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file named by `--config`, `ATTESTD_*`
+//! environment variables, command-line flags. This is the only module that reads the process
+//! environment. Secrets (admin token, database URL credentials) are redacted in `Debug`.
+
+mod hooks;
+mod sources;
+mod values;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use attest_core::apple::{AppId, EnvironmentPolicy};
+
+pub use hooks::{WebhookConfig, WebhookEvent, WebhookSettings};
+use sources::FileConfig;
+pub use sources::ServeArgs;
+pub use values::{AppSetting, AppSpec, DatabaseUrl, LogFormat, ModeValue, Secret, TrustRoot};
+
+/// The App ID registered when no app is configured (quick-start mode).
+pub const QUICKSTART_APP_ID: &str = "QUICKSTART.dev.attestd.demo";
+/// Where quick-start mode keeps its simulator CA, relative to the working directory.
+pub const DEFAULT_QUICKSTART_DIR: &str = "attestd-dev";
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_DATABASE_URL: &str = "sqlite://attestd.db?mode=rwc";
+const DEFAULT_ISSUER: &str = "attestd";
+/// Five minutes: long enough for a slow `attestKey` round trip, short enough to bound replay.
+const DEFAULT_CHALLENGE_TTL_SECS: u64 = 300;
+const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
+/// Apple's attestation objects are 5–10 KB, base64 adds a third: 64 KiB is a wide margin that
+/// still bounds the work a hostile body can cause (the core also caps objects at 64 KiB).
+const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
+/// Parsed assertion keys kept in memory; one entry is ~200 bytes.
+const DEFAULT_KEY_CACHE_CAPACITY: usize = 100_000;
+/// Half a year: an app in regular use asserts far more often; a key idle that long most likely
+/// belongs to an uninstalled app or a retired device.
+const DEFAULT_KEY_IDLE_EXPIRY_DAYS: u64 = 180;
+/// The windows attest-policy recommends: 24 h for new keys per user and per address, 1 h for
+/// recent failures.
+const DEFAULT_KEY_CHURN_WINDOW_SECS: u64 = 86_400;
+const DEFAULT_FAILURE_WINDOW_SECS: u64 = 3_600;
+const DEFAULT_MAINTENANCE_INTERVAL_SECS: u64 = 60;
+const DAY_SECS: u64 = 86_400;
+
+/// The resolved configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Database URL; the scheme picks the backend.
+    pub database_url: DatabaseUrl,
+    /// Connection pool size; `None` takes the backend's default.
+    pub database_max_connections: Option<u32>,
+    /// Accepted apps. Empty means quick-start mode (see `server::quickstart`).
+    pub apps: Vec<AppConfig>,
+    /// Extra attestation roots (DER), trusted only for apps that accept development keys.
+    pub danger_extra_attestation_roots: Vec<TrustRoot>,
+    /// Extra receipt roots (DER), same rule.
+    pub danger_extra_receipt_roots: Vec<TrustRoot>,
+    /// Bearer token of the admin API; `None` disables it.
+    pub admin_token: Option<Secret>,
+    /// JWT `iss`.
+    pub issuer: String,
+    /// Challenge lifetime.
+    pub challenge_ttl: Duration,
+    /// Largest accepted request body.
+    pub body_limit: usize,
+    /// Time after which a request is abandoned with 503 `timeout`.
+    pub request_timeout: Duration,
+    /// Text or JSON logs.
+    pub log_format: LogFormat,
+    /// `tracing` filter directives.
+    pub log_filter: String,
+    /// Directory of the quick-start simulator CA.
+    pub quickstart_dir: PathBuf,
+    /// How many parsed assertion keys stay in memory.
+    pub key_cache_capacity: usize,
+    /// Keys unused for longer expire (`key_expired`); `None` = never.
+    pub key_idle_expiry: Option<Duration>,
+    /// The window of the `user_key_churn` and `ip_key_churn` counts.
+    pub key_churn_window: Duration,
+    /// The window of the `repeated_failures` count.
+    pub failure_window: Duration,
+    /// Take the client address from the last `X-Forwarded-For` entry.
+    pub trust_forwarded_for: bool,
+    /// Webhook endpoints.
+    pub webhooks: Vec<WebhookConfig>,
+    /// Webhook event detection and retries.
+    pub webhook_settings: WebhookSettings,
+    /// `[apple]`: credentials, base URLs and the receipt refresh schedule (docs/apple.md).
+    pub apple: crate::server::apple::AppleConfig,
+    /// How often expired challenges are purged and idle keys expired.
+    pub maintenance_interval: Duration,
+}
+
+impl Config {
+    /// Defaults only: no app (quick-start mode), SQLite `./attestd.db`.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: DatabaseUrl(database_url.into()),
+            database_max_connections: None,
+            apps: Vec::new(),
+            danger_extra_attestation_roots: Vec::new(),
+            danger_extra_receipt_roots: Vec::new(),
+            admin_token: None,
+            issuer: DEFAULT_ISSUER.to_owned(),
+            challenge_ttl: Duration::from_secs(DEFAULT_CHALLENGE_TTL_SECS),
+            body_limit: DEFAULT_BODY_LIMIT,
+            request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+            log_format: LogFormat::Text,
+            log_filter: "info".to_owned(),
+            quickstart_dir: PathBuf::from(DEFAULT_QUICKSTART_DIR),
+            key_cache_capacity: DEFAULT_KEY_CACHE_CAPACITY,
+            key_idle_expiry: Some(Duration::from_secs(DEFAULT_KEY_IDLE_EXPIRY_DAYS * DAY_SECS)),
+            key_churn_window: Duration::from_secs(DEFAULT_KEY_CHURN_WINDOW_SECS),
+            failure_window: Duration::from_secs(DEFAULT_FAILURE_WINDOW_SECS),
+            trust_forwarded_for: false,
+            webhooks: Vec::new(),
+            webhook_settings: WebhookSettings::default(),
+            apple: crate::server::apple::AppleConfig::default(),
+            maintenance_interval: Duration::from_secs(DEFAULT_MAINTENANCE_INTERVAL_SECS),
+        }
+    }
+
+    /// Loads defaults, then the file, then the environment and flags (already merged by clap).
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        let base = args
+            .config
+            .as_deref()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new(""));
+        let database_url = args
+            .database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok().map(DatabaseUrl))
+            .or(file.database_url.map(DatabaseUrl))
+            .unwrap_or_else(|| DatabaseUrl(DEFAULT_DATABASE_URL.to_owned()));
+        let mut config = Self::new(database_url.0);
+        config.listen = match args.listen.or(file.listen) {
+            Some(listen) => listen,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| ConfigError::Invalid("listen"))?,
+        };
+        config.database_max_connections = args
+            .database_max_connections
+            .or(file.database_max_connections);
+        let default_token_ttl = args
+            .token_ttl
+            .or(file.token_ttl_secs)
+            .unwrap_or(DEFAULT_TOKEN_TTL_SECS);
+        config.apps = if args.apps.is_empty() {
+            file.apps
+                .into_iter()
+                .map(|app| app.resolve(default_token_ttl))
+                .collect::<Result<_, _>>()?
+        } else {
+            args.apps
+                .iter()
+                .map(|spec| {
+                    let mut app = AppConfig::new(spec.id.clone(), spec.environment);
+                    app.token_ttl = Duration::from_secs(default_token_ttl);
+                    app
+                })
+                .collect()
+        };
+        for setting in &args.app_modes {
+            config.app_mut(&setting.app_id)?.policy.mode = setting.value.0;
+        }
+        for setting in &args.app_max_risk_scores {
+            config.app_mut(&setting.app_id)?.policy.max_risk_score = Some(setting.value);
+        }
+        if let Some(days) = args.key_idle_expiry_days.or(file.key_idle_expiry_days) {
+            config.key_idle_expiry = (days > 0).then(|| Duration::from_secs(days * DAY_SECS));
+        }
+        if let Some(secs) = file.key_churn_window_secs {
+            config.key_churn_window = Duration::from_secs(secs);
+        }
+        if let Some(secs) = file.failure_window_secs {
+            config.failure_window = Duration::from_secs(secs);
+        }
+        config.trust_forwarded_for =
+            args.trust_x_forwarded_for || file.trust_x_forwarded_for.unwrap_or(false);
+        config.webhooks = file
+            .webhooks
+            .into_iter()
+            .map(|hook| hook.resolve())
+            .collect();
+        config.webhook_settings = file.webhook_delivery.resolve();
+        config.apple = crate::server::apple::AppleConfig::resolve(&args.apple, file.apple, base)?;
+        let attestation_roots = pick_paths(
+            &args.danger_extra_attestation_roots,
+            &file.danger_extra_attestation_roots,
+            base,
+        );
+        let receipt_roots = pick_paths(
+            &args.danger_extra_receipt_roots,
+            &file.danger_extra_receipt_roots,
+            base,
+        );
+        config.danger_extra_attestation_roots = attestation_roots
+            .iter()
+            .map(|path| TrustRoot::from_pem_file(path))
+            .collect::<Result<_, _>>()?;
+        config.danger_extra_receipt_roots = receipt_roots
+            .iter()
+            .map(|path| TrustRoot::from_pem_file(path))
+            .collect::<Result<_, _>>()?;
+        config.admin_token = args.admin_token.clone().or(file.admin_token.map(Secret));
+        if let Some(issuer) = args.issuer.clone().or(file.issuer) {
+            config.issuer = issuer;
+        }
+        if let Some(secs) = args.challenge_ttl.or(file.challenge_ttl_secs) {
+            config.challenge_ttl = Duration::from_secs(secs);
+        }
+        if let Some(limit) = args.body_limit.or(file.body_limit_bytes) {
+            config.body_limit = limit;
+        }
+        if let Some(secs) = args.request_timeout.or(file.request_timeout_secs) {
+            config.request_timeout = Duration::from_secs(secs);
+        }
+        if let Some(format) = args.log_format.or(file.log_format) {
+            config.log_format = format;
+        }
+        if let Some(filter) = args
+            .log_filter
+            .clone()
+            .or_else(|| std::env::var("RUST_LOG").ok())
+            .or(file.log_filter)
+        {
+            config.log_filter = filter;
+        }
+        if let Some(dir) = args.quickstart_dir.clone() {
+            config.quickstart_dir = dir;
+        } else if let Some(dir) = file.quickstart_dir {
+            config.quickstart_dir = base.join(dir);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The configured app with this App ID, to change its settings.
+    fn app_mut(&mut self, app_id: &str) -> Result<&mut AppConfig, ConfigError> {
+        self.apps
+            .iter_mut()
+            .find(|app| app.id.as_str() == app_id)
+            .ok_or_else(|| ConfigError::App(format!("{app_id:?} is not a configured app")))
+    }
+
+    /// Checks the rules that span several settings. `server::run` calls it too.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for app in &self.apps {
+            app.policy
+                .validate()
+                .and_then(|()| app.risk.validate())
+                .map_err(|error| ConfigError::App(format!("{}: {error}", app.id.as_str())))?;
+        }
+        for webhook in &self.webhooks {
+            webhook.validate()?;
+        }
+        self.webhook_settings.validate()?;
+        self.apple.validate()?;
+        if self.key_churn_window.is_zero() || self.failure_window.is_zero() {
+            return Err(ConfigError::Invalid(
+                "risk windows must be at least one second",
+            ));
+        }
+        if self.maintenance_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "maintenance interval must be positive",
+            ));
+        }
+        let has_danger_roots = !self.danger_extra_attestation_roots.is_empty()
+            || !self.danger_extra_receipt_roots.is_empty();
+        let any_development = self
+            .apps
+            .iter()
+            .any(|app| app.environment != EnvironmentPolicy::Production);
+        if has_danger_roots && !self.apps.is_empty() && !any_development {
+            return Err(ConfigError::DangerRootsWithoutDevelopmentApp);
+        }
+        if self.challenge_ttl.is_zero() {
+            return Err(ConfigError::Invalid(
+                "challenge TTL must be at least one second",
+            ));
+        }
+        if self.apps.iter().any(|app| app.token_ttl.is_zero()) {
+            return Err(ConfigError::Invalid(
+                "token TTL must be at least one second",
+            ));
+        }
+        if self.body_limit < 1024 {
+            return Err(ConfigError::Invalid(
+                "body limit must be at least 1024 bytes",
+            ));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "request timeout must be at least one second",
+            ));
+        }
+        let mut ids: Vec<&str> = self.apps.iter().map(|app| app.id.as_str()).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|pair| pair.first() == pair.get(1)) {
+            return Err(ConfigError::Invalid("an app is configured twice"));
+        }
+        Ok(())
+    }
+}
+
+fn pick_paths(flags: &[PathBuf], file: &[PathBuf], base: &Path) -> Vec<PathBuf> {
+    if flags.is_empty() {
+        file.iter().map(|path| base.join(path)).collect()
+    } else {
+        flags.to_vec()
+    }
+}
+
+/// One accepted app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConfig {
+    /// `TEAMID.bundle.id`.
+    pub id: AppId,
+    /// Accepted App Attest environments.
+    pub environment: EnvironmentPolicy,
+    /// Lifetime of the JWTs issued for this app.
+    pub token_ttl: Duration,
+    /// Whether the app is published (App Store, TestFlight, Enterprise), so that a development
+    /// key is suspicious (`development_key_in_production_app`). Default: production-only apps.
+    pub published: bool,
+    /// Mode and rules (`[apps.policy]`).
+    pub policy: attest_policy::Policy,
+    /// Risk factor weights and thresholds (`[apps.risk]`).
+    pub risk: attest_policy::RiskWeights,
+}
+
+impl AppConfig {
+    /// An app with the default token lifetime, policy (enforce) and weights.
+    pub fn new(id: AppId, environment: EnvironmentPolicy) -> Self {
+        Self {
+            id,
+            environment,
+            token_ttl: Duration::from_secs(DEFAULT_TOKEN_TTL_SECS),
+            published: environment == EnvironmentPolicy::Production,
+            policy: attest_policy::Policy::default(),
+            risk: attest_policy::RiskWeights::default(),
+        }
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {error}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        error: std::io::Error,
+    },
+    /// The TOML file is not valid.
+    #[error("invalid configuration file {path}: {error}")]
+    File {
+        /// The file.
+        path: String,
+        /// The TOML error.
+        #[source]
+        error: Box<toml::de::Error>,
+    },
+    /// An extra root is not a usable certificate.
+    #[error("extra root {file}: {reason}")]
+    Root {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// An app entry is invalid.
+    #[error("invalid app {0}")]
+    App(String),
+    /// Danger roots would apply to no app: refuse rather than silently ignore them.
+    #[error(
+        "danger_extra_*_root is set but every configured app is production-only; extra roots \
+         apply only to apps that accept development keys (TEAM.bundle=development or =any)"
+    )]
+    DangerRootsWithoutDevelopmentApp,
+    /// A value is out of range.
+    #[error("invalid setting: {0}")]
+    Invalid(&'static str),
+    /// A webhook entry is invalid.
+    #[error("invalid webhook {0}")]
+    Webhook(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(spec: &str) -> AppConfig {
+        let spec: AppSpec = spec.parse().unwrap();
+        AppConfig::new(spec.id, spec.environment)
+    }
+
+    #[test]
+    fn app_spec_defaults_to_production() {
+        let spec: AppSpec = "TEAM.com.example".parse().unwrap();
+        assert_eq!(spec.environment, EnvironmentPolicy::Production);
+        let spec: AppSpec = "TEAM.com.example=any".parse().unwrap();
+        assert_eq!(spec.environment, EnvironmentPolicy::Any);
+        assert!("TEAM.com.example=staging".parse::<AppSpec>().is_err());
+        assert!("nodot".parse::<AppSpec>().is_err());
+    }
+
+    #[test]
+    fn danger_roots_are_refused_when_every_app_is_production_only() {
+        let mut config = Config::new("sqlite::memory:");
+        config.apps = vec![app("TEAM.com.example")];
+        config.danger_extra_attestation_roots = vec![TrustRoot {
+            source: "test".into(),
+            der: vec![1],
+        }];
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::DangerRootsWithoutDevelopmentApp)
+        ));
+        config.apps.push(app("TEAM.com.example.dev=development"));
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let mut config = Config::new("postgres://user:hunter2@db/attestd");
+        config.admin_token = Some(Secret::new("s3cret-admin"));
+        let text = format!("{config:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains("s3cret-admin"), "{text}");
+        assert!(text.contains("postgres"), "{text}");
+    }
+
+    #[test]
+    fn file_settings_are_overridden_by_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attestd.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nchallenge_ttl_secs = 60\ntoken_ttl_secs = 120\n\
+             [[apps]]\nid = \"TEAM.com.example\"\nenvironment = \"any\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            challenge_ttl: Some(30),
+            database_url: Some("sqlite::memory:".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(config.challenge_ttl, Duration::from_secs(30));
+        assert_eq!(config.apps.len(), 1);
+        assert_eq!(config.apps[0].environment, EnvironmentPolicy::Any);
+        assert_eq!(config.apps[0].token_ttl, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn per_app_policy_and_weights_come_from_the_file_and_flags_override_the_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attestd.toml");
+        std::fs::write(
+            &path,
+            "key_idle_expiry_days = 30\n\
+             [[webhooks]]\nurl = \"https://hooks.example.com/a\"\nsecret = \"s\"\n\
+             events = [\"device.new\", \"key.superseded\"]\n\
+             [webhook_delivery]\nmax_attempts = 3\n\
+             [[apps]]\nid = \"TEAM.com.example\"\n\
+             [apps.policy]\nmode = \"monitor\"\nmax_risk_score = 60\n\
+             [apps.risk]\nnew_device = 0\n\
+             [[apps]]\nid = \"TEAM.com.other\"\nenvironment = \"any\"\npublished = true\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            database_url: Some("sqlite::memory:".parse().unwrap()),
+            app_modes: vec!["TEAM.com.other=monitor".parse().unwrap()],
+            app_max_risk_scores: vec!["TEAM.com.other=75".parse().unwrap()],
+            ..ServeArgs::default()
+        };
+        let config = Config::load(&args).unwrap();
+        let (first, second) = (&config.apps[0], &config.apps[1]);
+        assert_eq!(first.policy.mode, attest_policy::Mode::Monitor);
+        assert_eq!(first.policy.max_risk_score, Some(60));
+        assert_eq!(first.risk.new_device, 0);
+        assert_eq!(
+            first.risk.receipt_missing, 30,
+            "other weights keep their default"
+        );
+        assert!(first.published, "production apps are published by default");
+        assert_eq!(second.policy.mode, attest_policy::Mode::Monitor);
+        assert_eq!(second.policy.max_risk_score, Some(75));
+        assert!(second.published);
+        assert_eq!(
+            config.key_idle_expiry,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(config.webhooks.len(), 1);
+        assert_eq!(
+            config.webhooks[0].events,
+            [WebhookEvent::DeviceNew, WebhookEvent::KeySuperseded]
+        );
+        assert_eq!(config.webhook_settings.max_attempts, 3);
+        assert!(!format!("{config:?}").contains("secret = "));
+    }
+
+    #[test]
+    fn invalid_policies_flags_and_webhooks_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |text: &str| {
+            let path = dir.path().join("attestd.toml");
+            std::fs::write(&path, text).unwrap();
+            ServeArgs {
+                config: Some(path),
+                database_url: Some("sqlite::memory:".parse().unwrap()),
+                ..ServeArgs::default()
+            }
+        };
+        let app = "[[apps]]\nid = \"TEAM.com.example\"\n";
+        for bad in [
+            format!("{app}[apps.policy]\nmode = \"audit\"\n"),
+            format!("{app}[apps.policy]\nmax_risk_score = 101\n"),
+            format!("{app}[apps.risk]\nclock_skw = 1\n"),
+            format!("{app}[apps.risk]\nnew_device = 101\n"),
+            format!("{app}[[webhooks]]\nurl = \"ftp://x\"\nsecret = \"s\"\n"),
+            format!("{app}[[webhooks]]\nurl = \"https://x\"\nsecret = \"\"\n"),
+            format!(
+                "{app}[[webhooks]]\nurl = \"https://x\"\nsecret = \"s\"\nevents = [\"device.old\"]\n"
+            ),
+        ] {
+            assert!(Config::load(&write(&bad)).is_err(), "{bad}");
+        }
+        let mut args = write(app);
+        args.app_modes = vec!["TEAM.com.unknown=monitor".parse().unwrap()];
+        assert!(matches!(Config::load(&args), Err(ConfigError::App(_))));
+        assert!(
+            "TEAM.com.example=audit"
+                .parse::<AppSetting<ModeValue>>()
+                .is_err()
+        );
+        assert!("TEAM.com.example".parse::<AppSetting<ModeValue>>().is_err());
+        let mut args = write(app);
+        args.key_idle_expiry_days = Some(0);
+        assert_eq!(Config::load(&args).unwrap().key_idle_expiry, None);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attestd.toml");
+        std::fs::write(&path, "listn = \"127.0.0.1:9000\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(Config::load(&args), Err(ConfigError::File { .. })));
+    }
+}

@@ -1,0 +1,203 @@
+//! Where settings come from: command-line flags with their `ATTESTD_*` variables (clap) and
+//! the TOML file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use attest_core::apple::{AppId, EnvironmentPolicy};
+use serde::Deserialize;
+
+use super::hooks::{FileWebhook, FileWebhookDelivery};
+use super::{
+    AppConfig, AppSetting, AppSpec, ConfigError, DatabaseUrl, LogFormat, ModeValue, Secret,
+};
+
+/// Flags (and their `ATTESTD_*` environment variables) of `attestd serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see docs/operations.md); flags and environment override it.
+    #[arg(long, env = "ATTESTD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "ATTESTD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// `sqlite://FILE?mode=rwc` or `postgres://...` (also read from DATABASE_URL)
+    /// [default: sqlite://attestd.db?mode=rwc].
+    #[arg(
+        long,
+        env = "ATTESTD_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<DatabaseUrl>,
+    /// Database connections per server process [default: 8 for SQLite, 10 for PostgreSQL].
+    #[arg(long, env = "ATTESTD_DATABASE_MAX_CONNECTIONS", value_name = "N")]
+    pub database_max_connections: Option<u32>,
+    /// An accepted app: `TEAMID.bundle.id[=development|production|any]` (repeatable; the
+    /// environment defaults to production). With none, serve starts in quick-start mode.
+    #[arg(
+        long = "app",
+        env = "ATTESTD_APPS",
+        value_delimiter = ',',
+        value_name = "APP"
+    )]
+    pub apps: Vec<AppSpec>,
+    /// DANGER: PEM file of an extra attestation root CA, trusted for apps that accept the
+    /// development environment (repeatable). For simulators and tests only.
+    #[arg(
+        long = "danger-extra-attestation-root",
+        env = "ATTESTD_DANGER_EXTRA_ATTESTATION_ROOTS",
+        value_delimiter = ',',
+        value_name = "PEM"
+    )]
+    pub danger_extra_attestation_roots: Vec<PathBuf>,
+    /// DANGER: PEM file of an extra receipt root CA (repeatable), same rules.
+    #[arg(
+        long = "danger-extra-receipt-root",
+        env = "ATTESTD_DANGER_EXTRA_RECEIPT_ROOTS",
+        value_delimiter = ',',
+        value_name = "PEM"
+    )]
+    pub danger_extra_receipt_roots: Vec<PathBuf>,
+    /// Bearer token for /admin/v1; without one the admin API answers 404.
+    #[arg(
+        long,
+        env = "ATTESTD_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<Secret>,
+    /// JWT `iss` claim [default: attestd].
+    #[arg(long, env = "ATTESTD_ISSUER")]
+    pub issuer: Option<String>,
+    /// Challenge lifetime in seconds [default: 300].
+    #[arg(long, env = "ATTESTD_CHALLENGE_TTL", value_name = "SECONDS")]
+    pub challenge_ttl: Option<u64>,
+    /// JWT lifetime in seconds for apps that set none [default: 3600].
+    #[arg(long, env = "ATTESTD_TOKEN_TTL", value_name = "SECONDS")]
+    pub token_ttl: Option<u64>,
+    /// Largest accepted request body in bytes [default: 65536].
+    #[arg(long, env = "ATTESTD_BODY_LIMIT", value_name = "BYTES")]
+    pub body_limit: Option<usize>,
+    /// Seconds after which a request is answered 503 `timeout` [default: 10].
+    #[arg(long, env = "ATTESTD_REQUEST_TIMEOUT", value_name = "SECONDS")]
+    pub request_timeout: Option<u64>,
+    /// Log format [default: text].
+    #[arg(long, env = "ATTESTD_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, `tracing` syntax (also read from RUST_LOG) [default: info].
+    #[arg(long, env = "ATTESTD_LOG", value_name = "FILTER")]
+    pub log_filter: Option<String>,
+    /// Directory of the quick-start simulator CA [default: ./attestd-dev].
+    #[arg(long, env = "ATTESTD_QUICKSTART_DIR", value_name = "DIR")]
+    pub quickstart_dir: Option<PathBuf>,
+    /// Policy mode of one app: `TEAMID.bundle.id=off|monitor|enforce` (repeatable; overrides
+    /// the file's `[apps.policy] mode`; default enforce).
+    #[arg(
+        long = "app-mode",
+        env = "ATTESTD_APP_MODES",
+        value_delimiter = ',',
+        value_name = "APP=MODE"
+    )]
+    pub app_modes: Vec<AppSetting<ModeValue>>,
+    /// Deny (ATT_004 / `risk_above_max`) requests of one app scoring above N:
+    /// `TEAMID.bundle.id=N` (repeatable; overrides `[apps.policy] max_risk_score`).
+    #[arg(
+        long = "app-max-risk-score",
+        env = "ATTESTD_APP_MAX_RISK_SCORES",
+        value_delimiter = ',',
+        value_name = "APP=N"
+    )]
+    pub app_max_risk_scores: Vec<AppSetting<u8>>,
+    /// Days after which an unused key expires (`key_expired`); 0 = never [default: 180].
+    #[arg(long, env = "ATTESTD_KEY_IDLE_EXPIRY_DAYS", value_name = "DAYS")]
+    pub key_idle_expiry_days: Option<u64>,
+    /// Take the client address from the last `X-Forwarded-For` entry (only behind a proxy that
+    /// sets it) [default: the connection's address].
+    #[arg(long, env = "ATTESTD_TRUST_X_FORWARDED_FOR")]
+    pub trust_x_forwarded_for: bool,
+    /// Apple credentials and receipt refresh (see docs/apple.md).
+    #[command(flatten)]
+    pub apple: crate::server::apple::AppleArgs,
+}
+
+/// The TOML file's shape; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileConfig {
+    pub(super) listen: Option<SocketAddr>,
+    pub(super) database_url: Option<String>,
+    pub(super) database_max_connections: Option<u32>,
+    pub(super) admin_token: Option<String>,
+    pub(super) issuer: Option<String>,
+    pub(super) challenge_ttl_secs: Option<u64>,
+    pub(super) token_ttl_secs: Option<u64>,
+    pub(super) body_limit_bytes: Option<usize>,
+    pub(super) request_timeout_secs: Option<u64>,
+    pub(super) log_format: Option<LogFormat>,
+    pub(super) log_filter: Option<String>,
+    pub(super) quickstart_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) danger_extra_attestation_roots: Vec<PathBuf>,
+    #[serde(default)]
+    pub(super) danger_extra_receipt_roots: Vec<PathBuf>,
+    #[serde(default)]
+    pub(super) apps: Vec<FileApp>,
+    pub(super) key_idle_expiry_days: Option<u64>,
+    pub(super) key_churn_window_secs: Option<u64>,
+    pub(super) failure_window_secs: Option<u64>,
+    pub(super) trust_x_forwarded_for: Option<bool>,
+    #[serde(default)]
+    pub(super) webhooks: Vec<FileWebhook>,
+    #[serde(default)]
+    pub(super) webhook_delivery: FileWebhookDelivery,
+    pub(super) apple: Option<crate::server::apple::FileApple>,
+}
+
+impl FileConfig {
+    pub(super) fn read(path: &Path) -> Result<Self, ConfigError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: display.clone(),
+            error,
+        })?;
+        toml::from_str(&text).map_err(|error| ConfigError::File {
+            path: display,
+            error: Box::new(error),
+        })
+    }
+}
+
+/// `[[apps]]` in the TOML file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileApp {
+    id: String,
+    environment: Option<String>,
+    token_ttl_secs: Option<u64>,
+    published: Option<bool>,
+    policy: Option<attest_policy::Policy>,
+    risk: Option<attest_policy::RiskWeights>,
+}
+
+impl FileApp {
+    pub(super) fn resolve(self, default_token_ttl: u64) -> Result<AppConfig, ConfigError> {
+        let id = AppId::new(self.id.as_str())
+            .map_err(|error| ConfigError::App(format!("{:?}: {error}", self.id)))?;
+        let environment = match self.environment.as_deref() {
+            None => EnvironmentPolicy::Production,
+            Some(text) => text
+                .parse()
+                .map_err(|error| ConfigError::App(format!("{:?}: {error}", self.id)))?,
+        };
+        let mut app = AppConfig::new(id, environment);
+        app.token_ttl = Duration::from_secs(self.token_ttl_secs.unwrap_or(default_token_ttl));
+        if let Some(published) = self.published {
+            app.published = published;
+        }
+        app.policy = self.policy.unwrap_or_default();
+        app.risk = self.risk.unwrap_or_default();
+        Ok(app)
+    }
+}

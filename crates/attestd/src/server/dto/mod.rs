@@ -1,0 +1,277 @@
+//! Request and response bodies (JSON, camelCase), documented for `/openapi.json`.
+
+mod admin;
+mod risk;
+
+pub use admin::{
+    DecisionList, DecisionLogView, DecisionQuery, DeliveryList, DeliveryQuery, DeliveryView,
+    DeviceDetail, OutcomeCountView, ReasonCountView, SummaryQuery, SummaryView, history_order,
+};
+pub use risk::{DecisionView, DeviceIntelligence, FactorView, ReasonView, RiskView};
+
+use attest_store::DeviceKey;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+
+use super::extract::encode_key_id;
+use super::flows::IssuedChallenge;
+
+/// RFC 3339 UTC text of a time.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// What a challenge may be spent on.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PurposeBody {
+    /// Registering a key (`attestKey`); the default.
+    #[default]
+    Attestation,
+    /// Signing one request with an attested key (`generateAssertion`).
+    Assertion,
+}
+
+/// `POST /v1/challenges` (the body is optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeRequest {
+    /// App ID `TEAMID.bundle.id`; defaults to the only configured app (or `X-App-Id`).
+    pub app_id: Option<String>,
+    /// `attestation` (default) or `assertion`.
+    #[serde(default)]
+    pub purpose: PurposeBody,
+    /// For `assertion` challenges: bind the challenge to this key (base64).
+    pub key_id: Option<String>,
+}
+
+/// A one-time challenge.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeResponse {
+    /// base64url (no padding) of 32 random bytes. Hash its UTF-8 text with SHA-256 to get the
+    /// clientDataHash for `attestKey`, or send it as (or inside) the assertion payload.
+    #[schema(example = "q0uCW4z5xU1yOZ6hgtlw8d5oTqg7qFJ8fa8sSX3Ijh8")]
+    pub challenge: String,
+    /// RFC 3339 expiry time.
+    pub expires_at: String,
+    /// Seconds until expiry.
+    pub expires_in: u64,
+}
+
+impl From<&IssuedChallenge> for ChallengeResponse {
+    fn from(challenge: &IssuedChallenge) -> Self {
+        Self {
+            challenge: challenge.value.clone(),
+            expires_at: rfc3339(challenge.expires_at),
+            expires_in: challenge.ttl.as_secs(),
+        }
+    }
+}
+
+/// `POST /v1/attestations`: the client plugin's registration payload.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestationBody {
+    /// Must be `ios`.
+    pub platform: String,
+    /// Must be `apple-app-attest`.
+    pub format: String,
+    /// The key id from `generateKey` (base64).
+    pub key_id: String,
+    /// The challenge the app hashed into clientDataHash.
+    pub challenge: String,
+    /// The attestation object from `attestKey` (base64).
+    pub token: String,
+    /// App ID; defaults to the only configured app.
+    pub app_id: Option<String>,
+    /// Optional: the user the app is signed in as. A new key for the same user (and
+    /// environment) supersedes the user's previous key unless `deviceId` is given.
+    pub user_id: Option<String>,
+    /// Optional: the `deviceId` attestd returned for an earlier key of this installation (or a
+    /// stable installation id of the app's own). A new key for the same device (and
+    /// environment) supersedes the previous one.
+    pub device_id: Option<String>,
+}
+
+/// `201` answer of `POST /v1/attestations`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestationResponse {
+    /// The server's id for the device.
+    pub device_id: String,
+    /// The key id (standard base64).
+    pub key_id: String,
+    /// ES256 JWT (`sub` = deviceId, `aud` = App ID); verify with `/.well-known/jwks.json`.
+    pub token: String,
+    /// RFC 3339 expiry of the token.
+    pub expires_at: String,
+    /// What the server knows about the device.
+    pub device_intelligence: DeviceIntelligence,
+    /// The key this one replaced (standard base64), when the attestation superseded one.
+    pub supersedes: Vec<String>,
+    /// A one-time challenge for the first assertion, bound to this key.
+    pub next_challenge: ChallengeResponse,
+    /// Risk score, band, factors, decision and permissions.
+    #[serde(flatten)]
+    pub risk: RiskView,
+}
+
+/// `POST /v1/assertions`: the client plugin's assertion payload.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AssertionBody {
+    /// Must be `ios`.
+    pub platform: String,
+    /// Must be `apple-app-attest`.
+    pub format: String,
+    /// The attested key id (base64).
+    pub key_id: String,
+    /// The exact client data the app hashed: a challenge, or a JSON object whose `challenge`
+    /// field is one.
+    pub payload: String,
+    /// The assertion object from `generateAssertion` (base64).
+    pub token: String,
+}
+
+/// `200` answer of `POST /v1/assertions`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AssertionResponse {
+    /// Always `true` (failures are error bodies).
+    pub valid: bool,
+    /// The server's id for the device.
+    pub device_id: String,
+    /// The new, stored counter.
+    pub counter: u32,
+    /// A one-time challenge for the next assertion, bound to this key.
+    pub next_challenge: ChallengeResponse,
+    /// Risk score, band, factors, decision and permissions.
+    #[serde(flatten)]
+    pub risk: RiskView,
+}
+
+/// A device key as the admin API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceView {
+    /// Key id (standard base64).
+    pub key_id: String,
+    /// The server's id for the device.
+    pub device_id: String,
+    /// App ID.
+    pub app_id: String,
+    /// `development` or `production`.
+    pub environment: String,
+    /// Highest accepted counter.
+    pub counter: u32,
+    /// Accepted attestations.
+    pub attestation_count: u64,
+    /// Accepted assertions.
+    pub assertion_count: u64,
+    /// RFC 3339 attestation time.
+    pub first_seen: String,
+    /// RFC 3339 time of the last accepted request.
+    pub last_seen: String,
+    /// RFC 3339 revocation time, if revoked.
+    pub revoked_at: Option<String>,
+    /// The key that replaced this one (standard base64), if any.
+    pub superseded_by: Option<String>,
+    /// Why the key is no longer accepted: `revoked`, `superseded` or `expired`.
+    pub revocation_reason: Option<String>,
+    /// Apple's fraud risk metric, when known.
+    pub receipt_risk_metric: Option<i64>,
+    /// The user id named at attestation.
+    pub user_id: Option<String>,
+    /// Assertions with a counter below the stored one.
+    pub counter_regressions: u64,
+    /// Assertions replayed with the stored counter.
+    pub replays: u64,
+    /// Facts from the attestation: receipt status, iOS 27 bundle version and validation
+    /// category, leaf expiry.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+}
+
+impl From<&DeviceKey> for DeviceView {
+    fn from(device: &DeviceKey) -> Self {
+        Self {
+            key_id: encode_key_id(&device.key_id),
+            device_id: device.device_id.clone(),
+            app_id: device.app_id.clone(),
+            environment: device.environment.as_str().to_owned(),
+            counter: device.counter,
+            attestation_count: device.attestation_count,
+            assertion_count: device.assertion_count,
+            first_seen: rfc3339(device.created_at),
+            last_seen: rfc3339(device.last_seen_at),
+            revoked_at: device.revoked_at.map(rfc3339),
+            superseded_by: device.superseded_by.as_ref().map(encode_key_id),
+            revocation_reason: device.revoked_at.map(|_| {
+                device
+                    .revocation_reason
+                    .unwrap_or(attest_store::RevocationReason::Revoked)
+                    .as_str()
+                    .to_owned()
+            }),
+            receipt_risk_metric: device.receipt_risk_metric,
+            user_id: device.user_id.clone(),
+            counter_regressions: device.counter_regressions,
+            replays: device.replays,
+            metadata: device.metadata.clone(),
+        }
+    }
+}
+
+/// `GET /admin/v1/devices`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceList {
+    /// Keys, oldest first.
+    pub devices: Vec<DeviceView>,
+    /// The page size used.
+    pub limit: u32,
+    /// The offset used.
+    pub offset: u64,
+}
+
+/// Query of `GET /admin/v1/devices`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct DeviceQuery {
+    /// Only keys of this App ID.
+    pub app_id: Option<String>,
+    /// Only keys attested for this user id (across devices and environments).
+    pub user_id: Option<String>,
+    /// Only keys of this device id.
+    pub device_id: Option<String>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<u32>,
+    /// Keys to skip.
+    pub offset: Option<u64>,
+}
+
+/// `POST /admin/v1/signing-keys/rotate`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedKey {
+    /// The new signing key's `kid`; new tokens carry it.
+    pub kid: String,
+    /// Every `kid` still published in the JWKS.
+    pub published: Vec<String>,
+}
+
+/// `/healthz` and `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `ready`.
+    pub status: &'static str,
+    /// Apple's health, with Apple credentials only: `degraded` while calls to Apple fail. The
+    /// server stays ready: verification never calls Apple; receipt refreshes wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apple: Option<crate::server::apple::AppleHealthView>,
+}

@@ -1,0 +1,205 @@
+//! The risk explanation and device intelligence every attestation and assertion answer carries.
+
+use std::collections::BTreeMap;
+
+use attest_store::{DeviceKey, FailureCount};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::rfc3339;
+use crate::server::risk::{Verdict, metadata};
+
+/// `riskScore`, `riskBand`, `riskFactors`, `decision`, `permissions`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RiskView {
+    /// 0 (trusted) to 100: the sum of the factors' points, capped at 100.
+    pub risk_score: u8,
+    /// `low` (0-20), `medium` (21-50), `high` (51-75) or `critical` (76-100).
+    pub risk_band: &'static str,
+    /// Every factor that added points, with the evidence (see docs/risk.md).
+    pub risk_factors: Vec<FactorView>,
+    /// What the app's policy made of the request.
+    pub decision: DecisionView,
+    /// The permissions of the band (none when denied): the `permissions` claim.
+    pub permissions: Vec<String>,
+}
+
+/// One risk factor.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FactorView {
+    /// Stable snake_case id, e.g. `new_device`.
+    pub name: &'static str,
+    /// Points added.
+    pub points: u8,
+    /// The numbers that triggered it.
+    pub evidence: String,
+}
+
+/// The policy decision.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionView {
+    /// `allow`, `allow_monitored` (let through in monitor mode although enforcing would deny)
+    /// or `deny`.
+    pub outcome: &'static str,
+    /// The app's mode: `off`, `monitor` or `enforce`.
+    pub mode: &'static str,
+    /// Every failed rule, whatever the mode.
+    pub reasons: Vec<ReasonView>,
+    /// Whether enforce mode would deny this request.
+    pub would_deny: bool,
+    /// The hosted-service code enforcing returns (`ATT_002`/`ATT_003`/`ATT_004`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosted_code: Option<&'static str>,
+}
+
+/// A failed rule.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReasonView {
+    /// Stable snake_case code, e.g. `risk_above_max`.
+    pub code: &'static str,
+    /// What failed, with the numbers.
+    pub message: String,
+}
+
+impl From<&Verdict> for RiskView {
+    fn from(verdict: &Verdict) -> Self {
+        let decision = &verdict.decision;
+        Self {
+            risk_score: verdict.assessment.score,
+            risk_band: verdict.assessment.band.as_str(),
+            risk_factors: verdict
+                .assessment
+                .factors
+                .iter()
+                .map(|f| FactorView {
+                    name: f.name.as_str(),
+                    points: f.points,
+                    evidence: f.evidence.clone(),
+                })
+                .collect(),
+            decision: DecisionView {
+                outcome: decision.outcome.as_str(),
+                mode: verdict.mode.as_str(),
+                reasons: decision
+                    .reasons
+                    .iter()
+                    .map(|r| ReasonView {
+                        code: r.code.as_str(),
+                        message: r.message.clone(),
+                    })
+                    .collect(),
+                would_deny: decision.would_deny,
+                hosted_code: decision.hosted_code.map(|c| c.as_str()),
+            },
+            permissions: decision.permissions.clone(),
+        }
+    }
+}
+
+impl RiskView {
+    /// As fields of an error body's `details`.
+    pub fn into_details(self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+}
+
+/// What the server knows about a device: every key it attested, with this key's own facts.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceIntelligence {
+    /// The server's id for the device.
+    pub device_id: String,
+    /// This key's environment: `development` or `production`.
+    pub environment: String,
+    /// Every environment the device has keys in.
+    pub environments: Vec<String>,
+    /// Keys attested for the device (this one included).
+    pub attestation_count: u64,
+    /// Keys of the device still accepted.
+    pub active_keys: u64,
+    /// Accepted assertions over all the device's keys.
+    pub assertion_count: u64,
+    /// RFC 3339: when the device's first key was attested.
+    pub first_seen: String,
+    /// RFC 3339: the device's last accepted request.
+    pub last_seen: String,
+    /// Apple's fraud risk metric from this key's latest receipt, when known.
+    pub receipt_risk_metric: Option<i64>,
+    /// `valid`, `invalid` or `missing`: this key's receipt at attestation.
+    pub receipt_status: Option<String>,
+    /// iOS 27: this key's validation category (hex), when present.
+    pub validation_category: Option<String>,
+    /// iOS 27: this key's bundle version (CFBundleVersion), when present.
+    pub bundle_version: Option<String>,
+    /// User ids the device's keys were attested for.
+    pub user_ids: Vec<String>,
+    /// Counter regressions over the device's keys.
+    pub counter_regressions: u64,
+    /// Replayed assertions over the device's keys.
+    pub replays: u64,
+    /// Recent failures of this key, device or address, by code (window: the configured
+    /// failure window; all time on the admin API).
+    pub failures_by_code: BTreeMap<String, u64>,
+}
+
+impl DeviceIntelligence {
+    /// From this key, the device's keys (this one may or may not be among them) and failures.
+    pub fn of(key: &DeviceKey, device_keys: &[DeviceKey], failures: &[FailureCount]) -> Self {
+        let mut keys: Vec<&DeviceKey> = device_keys
+            .iter()
+            .filter(|k| k.key_id != key.key_id)
+            .collect();
+        keys.push(key);
+        let mut environments: Vec<String> = keys
+            .iter()
+            .map(|k| k.environment.as_str().to_owned())
+            .collect();
+        environments.sort_unstable();
+        environments.dedup();
+        let mut user_ids: Vec<String> = keys.iter().filter_map(|k| k.user_id.clone()).collect();
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        let text = |name: &str| {
+            key.metadata
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        Self {
+            device_id: key.device_id.clone(),
+            environment: key.environment.as_str().to_owned(),
+            environments,
+            attestation_count: keys.iter().map(|k| k.attestation_count).sum(),
+            active_keys: keys.iter().filter(|k| k.revoked_at.is_none()).count() as u64,
+            assertion_count: keys.iter().map(|k| k.assertion_count).sum(),
+            first_seen: rfc3339(
+                keys.iter()
+                    .map(|k| k.created_at)
+                    .min()
+                    .unwrap_or(key.created_at),
+            ),
+            last_seen: rfc3339(
+                keys.iter()
+                    .map(|k| k.last_seen_at)
+                    .max()
+                    .unwrap_or(key.last_seen_at),
+            ),
+            receipt_risk_metric: key.receipt_risk_metric,
+            receipt_status: text(metadata::RECEIPT_STATUS),
+            validation_category: text(metadata::VALIDATION_CATEGORY),
+            bundle_version: text(metadata::BUNDLE_VERSION),
+            user_ids,
+            counter_regressions: keys.iter().map(|k| k.counter_regressions).sum(),
+            replays: keys.iter().map(|k| k.replays).sum(),
+            failures_by_code: failures.iter().map(|f| (f.code.clone(), f.count)).collect(),
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! Every way a request can fail, each with one HTTP status and one stable snake_case code.
+//!
+//! Bodies are `{"code", "message", "details"}`. Client mistakes are 4xx with a precise code;
+//! server-side failures are 5xx with a generic message, the cause going to the log only.
+
+use attest_core::apple::AppleError;
+use attest_store::StoreError;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+/// What a client should do about a key the server does not accept any more.
+const REATTEST_REQUIRED: &str = "reattest_required";
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not the JSON expected (syntax, types, missing fields, bad base64).
+    #[error("malformed request: {message}")]
+    MalformedRequest {
+        /// What was wrong, for the client.
+        message: String,
+        /// The offending field, when known.
+        field: Option<&'static str>,
+    },
+    /// The body is larger than the configured limit.
+    #[error("request body larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body is not `application/json`.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// `platform` / `format` name something other than iOS App Attest.
+    #[error("unsupported {field} {value:?}")]
+    UnsupportedPlatform {
+        /// `platform` or `format`.
+        field: &'static str,
+        /// What the client sent.
+        value: String,
+    },
+    /// No configured app has this App ID (or several are configured and none was named).
+    #[error("unknown app {0:?}")]
+    UnknownApp(String),
+    /// The challenge is unknown, expired, already used, or issued for another app, purpose or
+    /// key.
+    #[error("challenge is unknown, expired, already used or not valid for this request")]
+    ChallengeInvalid,
+    /// The core rejected the attestation or assertion.
+    #[error("{0}")]
+    Verification(#[from] AppleError),
+    /// An attestation for a key id that is already registered.
+    #[error("this key is already attested")]
+    KeyAlreadyAttested,
+    /// An assertion for a key the server does not know.
+    #[error("unknown key: attest it first")]
+    KeyUnknown,
+    /// An assertion for a revoked key.
+    #[error("this key has been revoked: attest a new key")]
+    KeyRevoked,
+    /// An assertion for a key that a re-attestation of the same device or user replaced.
+    #[error("this key has been replaced by a newer key: use it, or attest a new key")]
+    KeySuperseded,
+    /// An assertion for a key unused for longer than the idle expiry.
+    #[error("this key expired after being unused for too long: attest a new key")]
+    KeyExpired,
+    /// The assertion's counter equals the stored one: the same assertion sent again (or a
+    /// lost race between two requests carrying the same counter).
+    #[error("assertion counter {counter} is not greater than the stored counter {stored}")]
+    CounterInvalid {
+        /// The assertion's counter.
+        counter: u32,
+        /// The stored counter.
+        stored: u32,
+    },
+    /// The assertion's counter is lower than the stored one: the key state went backwards
+    /// (a device restored from a backup, a cloned key state or an old relayed assertion).
+    #[error(
+        "assertion counter {counter} is lower than the stored counter {stored}: attest a new key"
+    )]
+    CounterRegressed {
+        /// The assertion's counter.
+        counter: u32,
+        /// The stored counter.
+        stored: u32,
+    },
+    /// The request verified, but the app's policy (enforce mode) denies it.
+    #[error("denied by the app's policy: {}", reasons.join(", "))]
+    PolicyDenied {
+        /// The failed rules' codes.
+        reasons: Vec<&'static str>,
+        /// The hosted-service code enforcing returns (ATT_002/3/4), if any.
+        hosted_code: Option<attest_policy::HostedCode>,
+    },
+    /// An error of a request that was assessed: the same status and code as `error`, with the
+    /// risk score, factors and decision added to the details.
+    #[error("{error}")]
+    Assessed {
+        /// The underlying refusal.
+        error: Box<ApiError>,
+        /// `riskScore`, `riskBand`, `riskFactors`, `decision`, `permissions`.
+        risk: Box<Map<String, Value>>,
+    },
+    /// Missing or wrong admin bearer token.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// No such route (or the admin API is disabled).
+    #[error("not found")]
+    NotFound,
+    /// The admin API has no device with this key id.
+    #[error("no device with this key id")]
+    DeviceNotFound,
+    /// The route exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request took longer than the configured timeout.
+    #[error("request timed out")]
+    Timeout,
+    /// The database is unreachable; retry later.
+    #[error("service temporarily unavailable")]
+    Unavailable,
+    /// A server-side bug or inconsistency; details are in the log.
+    #[error("internal error")]
+    Internal,
+}
+
+/// The JSON error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable snake_case code (see docs/api.md).
+    #[schema(example = "challenge_invalid")]
+    pub code: &'static str,
+    /// Human-readable explanation; may change between versions.
+    pub message: String,
+    /// Code-specific fields, e.g. `action`, `field`, `reason`.
+    #[schema(value_type = Object)]
+    pub details: Map<String, Value>,
+}
+
+impl ApiError {
+    /// The error itself, without the [`ApiError::Assessed`] wrapper.
+    pub fn inner(&self) -> &Self {
+        match self {
+            Self::Assessed { error, .. } => error.inner(),
+            other => other,
+        }
+    }
+
+    /// Whether this is a server-side failure (database down, bug) rather than a refusal.
+    pub fn is_server_side(&self) -> bool {
+        matches!(
+            self.inner(),
+            Self::Unavailable | Self::Internal | Self::Timeout
+        )
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Assessed { error, .. } => error.status(),
+            Self::MalformedRequest { .. }
+            | Self::UnsupportedPlatform { .. }
+            | Self::ChallengeInvalid => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnknownApp(_) | Self::KeyUnknown | Self::NotFound | Self::DeviceNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            Self::Verification(_) | Self::CounterInvalid { .. } | Self::CounterRegressed { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::KeyAlreadyAttested => StatusCode::CONFLICT,
+            Self::KeyRevoked
+            | Self::KeySuperseded
+            | Self::KeyExpired
+            | Self::PolicyDenied { .. } => StatusCode::FORBIDDEN,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Timeout | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Assessed { error, .. } => error.code(),
+            Self::MalformedRequest { .. } => "malformed_request",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedPlatform { .. } => "unsupported_platform",
+            Self::UnknownApp(_) => "unknown_app",
+            Self::ChallengeInvalid => "challenge_invalid",
+            Self::Verification(error) => error.code(),
+            Self::KeyAlreadyAttested => "key_already_attested",
+            Self::KeyUnknown => "key_unknown",
+            Self::KeyRevoked => "key_revoked",
+            Self::KeySuperseded => "key_superseded",
+            Self::KeyExpired => "key_expired",
+            Self::CounterInvalid { .. } => "counter_invalid",
+            Self::CounterRegressed { .. } => "counter_regressed",
+            Self::PolicyDenied { .. } => "policy_denied",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound => "not_found",
+            Self::DeviceNotFound => "device_not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    /// Every code [`code`](Self::code) can return besides the core's verification codes.
+    pub const CODES: &'static [&'static str] = &[
+        "malformed_request",
+        "body_too_large",
+        "unsupported_media_type",
+        "unsupported_platform",
+        "unknown_app",
+        "challenge_invalid",
+        "key_already_attested",
+        "key_unknown",
+        "key_revoked",
+        "key_superseded",
+        "key_expired",
+        "counter_invalid",
+        "counter_regressed",
+        "policy_denied",
+        "unauthorized",
+        "not_found",
+        "device_not_found",
+        "method_not_allowed",
+        "timeout",
+        "unavailable",
+        "internal_error",
+    ];
+
+    /// Code-specific fields of the body.
+    pub fn details(&self) -> Map<String, Value> {
+        let details = match self {
+            Self::MalformedRequest {
+                field: Some(field), ..
+            } => json!({ "field": field }),
+            Self::BodyTooLarge { limit } => json!({ "limitBytes": limit }),
+            Self::UnsupportedPlatform { field, value } => json!({ "field": field, "value": value }),
+            Self::UnknownApp(app_id) => json!({ "appId": app_id }),
+            Self::Verification(AppleError::ReceiptInvalid(receipt)) => {
+                json!({ "reason": receipt.reason() })
+            }
+            Self::KeyUnknown | Self::KeyRevoked | Self::KeySuperseded | Self::KeyExpired => {
+                json!({ "action": REATTEST_REQUIRED })
+            }
+            Self::CounterInvalid { counter, stored } => {
+                json!({ "counter": counter, "storedCounter": stored, "anomaly": "replay" })
+            }
+            Self::CounterRegressed { counter, stored } => json!({
+                "counter": counter,
+                "storedCounter": stored,
+                "anomaly": "regression",
+                "action": REATTEST_REQUIRED,
+            }),
+            Self::PolicyDenied {
+                reasons,
+                hosted_code,
+            } => json!({ "reasons": reasons, "hostedCode": hosted_code.map(|c| c.as_str()) }),
+            Self::Assessed { error, risk } => {
+                let mut details = error.details();
+                details.extend(risk.iter().map(|(k, v)| (k.clone(), v.clone())));
+                return details;
+            }
+            _ => json!({}),
+        };
+        match details {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    /// The body sent to the client.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+            details: self.details(),
+        }
+    }
+
+    /// Maps axum's JSON rejection: 413 stays `body_too_large`, 415 `unsupported_media_type`,
+    /// everything else (syntax, wrong types, missing fields) is `malformed_request`.
+    pub fn from_json_rejection(rejection: &JsonRejection, limit: usize) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::BodyTooLarge { limit },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            _ => Self::MalformedRequest {
+                message: rejection.body_text(),
+                field: None,
+            },
+        }
+    }
+
+    /// A malformed field.
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        Self::MalformedRequest {
+            message: message.into(),
+            field: Some(field),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %error, "database unavailable");
+                Self::Unavailable
+            }
+            error => {
+                tracing::error!(error = %error, "store failure");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(code = self.code(), "request failed on the server side");
+        }
+        let mut response = (status, Json(self.body())).into_response();
+        if matches!(self, Self::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reattest_errors_tell_the_client_what_to_do() {
+        for error in [
+            ApiError::KeyUnknown,
+            ApiError::KeyRevoked,
+            ApiError::KeySuperseded,
+            ApiError::KeyExpired,
+            ApiError::CounterRegressed {
+                counter: 1,
+                stored: 5,
+            },
+        ] {
+            assert_eq!(error.details()["action"], "reattest_required", "{error}");
+        }
+        let replay = ApiError::CounterInvalid {
+            counter: 5,
+            stored: 5,
+        };
+        assert!(replay.details().get("action").is_none());
+        assert_eq!(ApiError::KeyUnknown.status(), StatusCode::NOT_FOUND);
+        assert_eq!(ApiError::KeyRevoked.status(), StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn assessed_errors_keep_the_inner_status_and_code_and_add_the_risk() {
+        let mut risk = Map::new();
+        risk.insert("riskScore".into(), json!(65));
+        let error = ApiError::Assessed {
+            error: Box::new(ApiError::KeyRevoked),
+            risk: Box::new(risk),
+        };
+        assert_eq!(error.status(), StatusCode::FORBIDDEN);
+        assert_eq!(error.code(), "key_revoked");
+        assert!(matches!(error.inner(), ApiError::KeyRevoked));
+        let details = error.details();
+        assert_eq!(details["action"], "reattest_required");
+        assert_eq!(details["riskScore"], 65);
+    }
+
+    #[test]
+    fn verification_failures_carry_the_core_code() {
+        let error = ApiError::from(AppleError::NonceMismatch);
+        assert_eq!(error.code(), "nonce_mismatch");
+        assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn client_codes_are_all_listed() {
+        let errors = [
+            ApiError::field("keyId", "x"),
+            ApiError::BodyTooLarge { limit: 1 },
+            ApiError::UnsupportedMediaType,
+            ApiError::UnknownApp("a".into()),
+            ApiError::ChallengeInvalid,
+            ApiError::KeyAlreadyAttested,
+            ApiError::KeyUnknown,
+            ApiError::KeyRevoked,
+            ApiError::CounterInvalid {
+                counter: 1,
+                stored: 1,
+            },
+            ApiError::KeySuperseded,
+            ApiError::KeyExpired,
+            ApiError::CounterRegressed {
+                counter: 1,
+                stored: 2,
+            },
+            ApiError::PolicyDenied {
+                reasons: vec!["risk_above_max"],
+                hosted_code: None,
+            },
+            ApiError::Unauthorized,
+            ApiError::NotFound,
+            ApiError::DeviceNotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::Timeout,
+            ApiError::Unavailable,
+            ApiError::Internal,
+        ];
+        for error in errors {
+            assert!(ApiError::CODES.contains(&error.code()), "{}", error.code());
+        }
+    }
+}

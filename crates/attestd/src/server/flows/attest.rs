@@ -1,0 +1,296 @@
+//! Registering a key: spend the challenge, verify the attestation, place the key in its
+//! device's lineage, score and decide, store it, supersede the keys it replaces.
+
+use std::sync::Arc;
+
+use attest_core::apple::KeyId;
+use attest_core::apple::attestation::{
+    AttestationRequest, ReceiptCheck, ReceiptPolicy, VerifiedAttestation, hash_challenge,
+};
+use attest_store::{
+    ChallengePurpose, DecisionKind, DeviceKey, RevocationReason, Store, StoreError, whole_seconds,
+};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::lineage::Lineage;
+use super::{
+    IssuedChallenge, conclude, decide_verified, issue_challenge, now, refuse, store_environment,
+    unix_time,
+};
+use crate::server::config::WebhookEvent;
+use crate::server::context::RequestContext;
+use crate::server::dto::DeviceIntelligence;
+use crate::server::error::ApiError;
+use crate::server::extract::encode_key_id;
+use crate::server::risk::gather::Subject;
+use crate::server::risk::{Verdict, metadata};
+use crate::server::state::{App, AppState};
+use crate::server::tokens::IssuedToken;
+
+/// What [`attest`] needs from the request.
+#[derive(Debug)]
+pub struct AttestInput<'a> {
+    /// The app the attestation is for.
+    pub app: &'a Arc<App>,
+    /// The key id the app reported.
+    pub key_id: KeyId,
+    /// The challenge text the app hashed into clientDataHash.
+    pub challenge: &'a str,
+    /// The attestation object (CBOR).
+    pub attestation: Vec<u8>,
+    /// The requester, with the optional user and device ids.
+    pub context: RequestContext,
+}
+
+/// A key registered by [`attest`].
+#[derive(Debug)]
+pub struct Attested {
+    /// The stored key.
+    pub device: DeviceKey,
+    /// The JWT issued for it.
+    pub token: IssuedToken,
+    /// A one-time challenge for the key's first assertion.
+    pub next_challenge: IssuedChallenge,
+    /// The score and the decision.
+    pub verdict: Verdict,
+    /// What the server knows about the device.
+    pub intelligence: DeviceIntelligence,
+    /// The keys this one superseded.
+    pub superseded: Vec<[u8; 32]>,
+}
+
+/// Registers a key: spends the challenge, verifies the attestation, stores the key (never
+/// replacing an existing one), supersedes the keys it replaces, issues a JWT and a first
+/// assertion challenge. Every outcome is decided and logged.
+pub async fn attest(
+    state: &Arc<AppState>,
+    route: &'static str,
+    input: AttestInput<'_>,
+) -> Result<Attested, ApiError> {
+    let started = now();
+    match verify(state, &input, started).await {
+        Ok(verified) => register(state, route, &input, &verified, started).await,
+        Err(error) => {
+            let subject = claimed(&input);
+            Err(refuse(state, route, &subject, error, started).await)
+        }
+    }
+}
+
+/// The request as claimed, before anything verified.
+fn claimed<'a>(input: &'a AttestInput<'a>) -> Subject<'a> {
+    Subject {
+        kind: DecisionKind::Attestation,
+        app: Some(input.app),
+        key_id: Some(input.key_id),
+        key: None,
+        attesting: false,
+        device_keys: &[],
+        device_id: input.context.device_id.as_deref(),
+        user_id: input.context.user_id.as_deref(),
+        context: &input.context,
+        client_time: None,
+    }
+}
+
+/// Spends the challenge (first, whatever happens next: a failed attestation cannot be retried
+/// with the same challenge, and racing requests get one chance between them), then verifies.
+async fn verify(
+    state: &AppState,
+    input: &AttestInput<'_>,
+    at: OffsetDateTime,
+) -> Result<VerifiedAttestation, ApiError> {
+    let app = input.app;
+    let challenge = state
+        .store
+        .take_challenge(input.challenge, app.id(), at)
+        .await?
+        .filter(|challenge| challenge.purpose == ChallengePurpose::Attestation)
+        .ok_or(ApiError::ChallengeInvalid)?;
+    // A chain and a receipt cost a few milliseconds of CPU: off the async workers.
+    let app = Arc::clone(app);
+    let key_id = input.key_id;
+    let attestation = input.attestation.clone();
+    let client_data_hash = hash_challenge(challenge.value.as_bytes());
+    let time = unix_time(at);
+    let verified = tokio::task::spawn_blocking(move || {
+        let mut request = AttestationRequest::new(key_id, &client_data_hash, &app.ids, time);
+        request.environment = app.config.environment;
+        // The receipt's validity is scored (`receipt_invalid`, `receipt_missing`) and can be
+        // required by the policy (`require_valid_receipt`), so the core reports it.
+        request.receipt = ReceiptPolicy::Report;
+        app.verifier.verify(&attestation, &request)
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?;
+    Ok(verified?)
+}
+
+async fn register(
+    state: &Arc<AppState>,
+    route: &'static str,
+    input: &AttestInput<'_>,
+    verified: &VerifiedAttestation,
+    now: OffsetDateTime,
+) -> Result<Attested, ApiError> {
+    let app = input.app;
+    let environment = store_environment(verified.environment());
+    let lineage = Lineage::resolve(&state.store, app.id(), &input.context, environment).await?;
+    let device = new_key(input, verified, &lineage, now);
+    let subject = Subject {
+        kind: DecisionKind::Attestation,
+        app: Some(app),
+        key_id: Some(input.key_id),
+        key: Some(&device),
+        attesting: true,
+        device_keys: &lineage.device_keys,
+        device_id: Some(&device.device_id),
+        user_id: device.user_id.as_deref(),
+        context: &input.context,
+        client_time: None,
+    };
+    // Scored before the key is stored: the counts of the store plus this key.
+    let (verdict, failures) = decide_verified(state, app, &subject, now).await?;
+    match state.store.insert_device_key(&device).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => {
+            let subject = claimed(input);
+            return Err(refuse(state, route, &subject, ApiError::KeyAlreadyAttested, now).await);
+        }
+        Err(error) => return Err(error.into()),
+    }
+    if verdict.denied() {
+        // Returns the denial. The key stays stored (it is a verified fact about the device) but
+        // replaces nothing and gets no token.
+        conclude(state, route, &subject, &verdict, now).await?;
+    }
+    let superseded = supersede(state, app, &device, &lineage, now).await;
+    if lineage.device_keys.is_empty() {
+        let data = json!({
+            "deviceId": device.device_id,
+            "keyId": encode_key_id(&device.key_id),
+            "userId": device.user_id,
+            "environment": device.environment.as_str(),
+            "riskScore": verdict.assessment.score,
+            "riskBand": verdict.assessment.band.as_str(),
+        });
+        state
+            .webhooks
+            .emit(&state.store, WebhookEvent::DeviceNew, app.id(), data, now)
+            .await;
+    }
+    let token = state
+        .tokens
+        .issue(&state.config.issuer, app, &device, now, verdict.claims())?;
+    let next_challenge =
+        issue_challenge(state, app, ChallengePurpose::Assertion, Some(input.key_id)).await?;
+    conclude(state, route, &subject, &verdict, now).await?;
+    let mut device_keys = lineage.device_keys.clone();
+    for key in device_keys
+        .iter_mut()
+        .filter(|k| superseded.contains(&k.key_id))
+    {
+        key.superseded_by = Some(device.key_id);
+        key.revoked_at = key.revoked_at.or(Some(device.created_at));
+        key.revocation_reason = key.revocation_reason.or(Some(RevocationReason::Superseded));
+    }
+    let intelligence = DeviceIntelligence::of(&device, &device_keys, &failures);
+    Ok(Attested {
+        device,
+        token,
+        next_challenge,
+        verdict,
+        intelligence,
+        superseded,
+    })
+}
+
+/// The key as it will be stored.
+fn new_key(
+    input: &AttestInput<'_>,
+    verified: &VerifiedAttestation,
+    lineage: &Lineage,
+    now: OffsetDateTime,
+) -> DeviceKey {
+    let mut device = DeviceKey::new(
+        input.key_id.0,
+        lineage.device_id.clone(),
+        input.app.id(),
+        store_environment(verified.environment()),
+        verified.public_key().to_vec(),
+        whole_seconds(now),
+    );
+    device.receipt = verified.receipt_bytes().to_vec();
+    device.metadata = key_metadata(verified);
+    device.receipt_risk_metric = match verified.receipt() {
+        ReceiptCheck::Verified(receipt) => receipt.receipt.risk_metric.map(i64::from),
+        _ => None,
+    };
+    device.user_id.clone_from(&input.context.user_id);
+    device.client_ip = input.context.ip_text();
+    device
+}
+
+fn key_metadata(verified: &VerifiedAttestation) -> serde_json::Value {
+    let (status, reason, created_at) = match verified.receipt() {
+        ReceiptCheck::Verified(receipt) => (
+            "valid",
+            None,
+            Some(receipt.receipt.creation_time.unix_timestamp()),
+        ),
+        ReceiptCheck::Failed(error) => ("invalid", Some(error.reason()), None),
+        ReceiptCheck::Missing => ("missing", None, None),
+    };
+    json!({
+        "leafNotAfter": verified.leaf_not_after().unix_timestamp(),
+        (metadata::BUNDLE_VERSION): verified.bundle_version(),
+        (metadata::VALIDATION_CATEGORY): verified.validation_category().map(hex::encode),
+        (metadata::RECEIPT_STATUS): status,
+        (metadata::RECEIPT_REASON): reason,
+        (metadata::RECEIPT_CREATED_AT): created_at,
+    })
+}
+
+/// Supersedes the lineage's replaced keys with `device`; emits `key.superseded` for each.
+async fn supersede(
+    state: &Arc<AppState>,
+    app: &App,
+    device: &DeviceKey,
+    lineage: &Lineage,
+    now: OffsetDateTime,
+) -> Vec<[u8; 32]> {
+    let mut superseded = Vec::new();
+    for old in &lineage.replaced {
+        if let Err(error) = state
+            .store
+            .supersede_device_key(old.key_id, device.key_id, whole_seconds(now))
+            .await
+        {
+            tracing::warn!(%error, "could not supersede a key");
+            continue;
+        }
+        superseded.push(old.key_id);
+        metrics::counter!("attestd_keys_superseded_total", "app" => app.id().to_owned())
+            .increment(1);
+        let data = json!({
+            "deviceId": device.device_id,
+            "userId": device.user_id,
+            "environment": device.environment.as_str(),
+            "oldKeyId": encode_key_id(&old.key_id),
+            "newKeyId": encode_key_id(&device.key_id),
+            "oldKeyCreatedAt": crate::server::dto::rfc3339(old.created_at),
+        });
+        state
+            .webhooks
+            .emit(
+                &state.store,
+                WebhookEvent::KeySuperseded,
+                app.id(),
+                data,
+                now,
+            )
+            .await;
+    }
+    superseded
+}

@@ -1,0 +1,90 @@
+//! Which device a new key belongs to, and which keys it replaces.
+//!
+//! The lineage of a key is its app, its environment and its device. With `deviceId`, the device
+//! is the one named. With only `userId`, it is the device of the user's newest active key in the
+//! same environment (a re-attestation of the same installation), or a new device. Without
+//! either, every attestation is a new device. The new key supersedes the active keys of its
+//! device **in its environment**: development and production keys of one device are separate
+//! lineages.
+
+use attest_store::{AnyStore, DeviceKey, Environment, KeyFilter, MAX_PAGE_SIZE, Store};
+
+use super::new_device_id;
+use crate::server::context::RequestContext;
+use crate::server::error::ApiError;
+
+/// The device a new key joins.
+#[derive(Debug)]
+pub struct Lineage {
+    /// The device id the new key gets.
+    pub device_id: String,
+    /// Every stored key of the device, oldest first (any environment).
+    pub device_keys: Vec<DeviceKey>,
+    /// The active keys of the device in the new key's environment: superseded by it.
+    pub replaced: Vec<DeviceKey>,
+}
+
+impl Lineage {
+    /// Resolves the lineage of a key of `environment` attested for `app_id` by `context`.
+    pub async fn resolve(
+        store: &AnyStore,
+        app_id: &str,
+        context: &RequestContext,
+        environment: Environment,
+    ) -> Result<Self, ApiError> {
+        let device_keys = |device_id: String| KeyFilter {
+            app_id: Some(app_id.to_owned()),
+            device_id: Some(device_id),
+            ..KeyFilter::default()
+        };
+        if let Some(device_id) = &context.device_id {
+            let keys = store
+                .find_device_keys(&device_keys(device_id.clone()), MAX_PAGE_SIZE)
+                .await?;
+            let replaced = keys
+                .iter()
+                .filter(|k| k.revoked_at.is_none() && k.environment == environment)
+                .cloned()
+                .collect();
+            return Ok(Self {
+                device_id: device_id.clone(),
+                device_keys: keys,
+                replaced,
+            });
+        }
+        if let Some(user_id) = &context.user_id {
+            let active = store
+                .find_device_keys(
+                    &KeyFilter {
+                        app_id: Some(app_id.to_owned()),
+                        user_id: Some(user_id.clone()),
+                        environment: Some(environment),
+                        active_only: true,
+                        ..KeyFilter::default()
+                    },
+                    MAX_PAGE_SIZE,
+                )
+                .await?;
+            // Oldest first: the last one is the newest.
+            if let Some(device_id) = active.last().map(|k| k.device_id.clone()) {
+                let keys = store
+                    .find_device_keys(&device_keys(device_id.clone()), MAX_PAGE_SIZE)
+                    .await?;
+                let replaced = active
+                    .into_iter()
+                    .filter(|k| k.device_id == device_id)
+                    .collect();
+                return Ok(Self {
+                    device_id,
+                    device_keys: keys,
+                    replaced,
+                });
+            }
+        }
+        Ok(Self {
+            device_id: new_device_id()?,
+            device_keys: Vec::new(),
+            replaced: Vec::new(),
+        })
+    }
+}

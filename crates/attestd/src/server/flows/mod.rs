@@ -1,0 +1,225 @@
+//! The App Attest flows, free of HTTP: issue a challenge, register a key from an attestation,
+//! accept an assertion. Handlers decode the request, call one of these and encode the answer.
+//!
+//! Every attestation and assertion ends in one [`Verdict`](super::risk::Verdict): the request's
+//! signals are gathered, scored and decided by the app's policy, and the decision is logged
+//! (see [`super::risk`]), whether the request succeeded or not.
+
+mod assert;
+mod attest;
+mod lineage;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use attest_core::UnixTime;
+use attest_core::apple::{Environment, KeyId};
+use attest_policy::{Policy, RiskWeights, Verification};
+use attest_store::{Challenge, ChallengePurpose, DecisionKind, Store, whole_seconds};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use time::OffsetDateTime;
+
+pub use assert::{AssertInput, assert};
+pub use attest::{AttestInput, attest};
+
+use super::dto::RiskView;
+use super::error::ApiError;
+use super::risk::gather::{Subject, gather};
+use super::risk::record::{Entry, record};
+use super::risk::{Verdict, evaluate};
+use super::state::{App, AppState};
+use super::telemetry::count_verification;
+
+/// 32 random bytes: 256 bits, beyond guessing and collision.
+const CHALLENGE_BYTES: usize = 32;
+
+/// A challenge as handed to the client.
+#[derive(Debug, Clone)]
+pub struct IssuedChallenge {
+    /// base64url (no padding) of 32 random bytes.
+    pub value: String,
+    /// When it stops being accepted.
+    pub expires_at: OffsetDateTime,
+    /// Its lifetime.
+    pub ttl: Duration,
+}
+
+/// Issues a single-use challenge for `app`, optionally bound to one key.
+pub async fn issue_challenge(
+    state: &AppState,
+    app: &App,
+    purpose: ChallengePurpose,
+    key_id: Option<KeyId>,
+) -> Result<IssuedChallenge, ApiError> {
+    let mut bytes = [0u8; CHALLENGE_BYTES];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| ApiError::Internal)?;
+    let value = URL_SAFE_NO_PAD.encode(bytes);
+    let ttl = state.config.challenge_ttl;
+    let expires_at = whole_seconds(now()) + ttl;
+    let challenge = Challenge {
+        value: value.clone(),
+        app_id: app.id().to_owned(),
+        purpose,
+        key_id: key_id.map(|id| id.0),
+        expires_at,
+    };
+    state.store.insert_challenge(&challenge).await?;
+    Ok(IssuedChallenge {
+        value,
+        expires_at,
+        ttl,
+    })
+}
+
+/// Scores and decides a request that verified.
+async fn decide_verified(
+    state: &Arc<AppState>,
+    app: &App,
+    subject: &Subject<'_>,
+    now: OffsetDateTime,
+) -> Result<(Verdict, Vec<attest_store::FailureCount>), ApiError> {
+    let gathered = gather(state, subject, Verification::Ok, now).await?;
+    let verdict = evaluate(&app.config.policy, &app.config.risk, &gathered.signals);
+    Ok((verdict, gathered.failures))
+}
+
+/// Logs the verdict of a request that verified; an enforced deny becomes 403 `policy_denied`
+/// with the explanation.
+async fn conclude(
+    state: &Arc<AppState>,
+    route: &'static str,
+    subject: &Subject<'_>,
+    verdict: &Verdict,
+    now: OffsetDateTime,
+) -> Result<(), ApiError> {
+    count_verification(kind_label(subject.kind), "ok");
+    let entry = Entry {
+        route,
+        subject,
+        code: "ok",
+        verdict,
+        now,
+    };
+    record(state, entry).await;
+    if !verdict.denied() {
+        return Ok(());
+    }
+    let decision = &verdict.decision;
+    Err(ApiError::Assessed {
+        error: Box::new(ApiError::PolicyDenied {
+            reasons: decision.reasons.iter().map(|r| r.code.as_str()).collect(),
+            hosted_code: decision.hosted_code,
+        }),
+        risk: Box::new(RiskView::from(verdict).into_details()),
+    })
+}
+
+/// Decides and logs a refused request; returns `error` with the risk explanation added.
+/// Server-side failures are returned as they are, undecided.
+async fn refuse(
+    state: &Arc<AppState>,
+    route: &'static str,
+    subject: &Subject<'_>,
+    error: ApiError,
+    now: OffsetDateTime,
+) -> ApiError {
+    if error.is_server_side() {
+        return error;
+    }
+    let code = error.code();
+    count_verification(kind_label(subject.kind), code);
+    let gathered = match gather(state, subject, Verification::failed(code), now).await {
+        Ok(gathered) => gathered,
+        Err(store_error) => {
+            tracing::warn!(error = %store_error, "could not gather risk signals of a refusal");
+            return error;
+        }
+    };
+    let (default_policy, default_weights) = (Policy::default(), RiskWeights::default());
+    let (policy, weights) = subject
+        .app
+        .map_or((&default_policy, &default_weights), |app| {
+            (&app.config.policy, &app.config.risk)
+        });
+    let verdict = evaluate(policy, weights, &gathered.signals);
+    let entry = Entry {
+        route,
+        subject,
+        code,
+        verdict: &verdict,
+        now,
+    };
+    record(state, entry).await;
+    ApiError::Assessed {
+        error: Box::new(error),
+        risk: Box::new(RiskView::from(&verdict).into_details()),
+    }
+}
+
+fn kind_label(kind: DecisionKind) -> &'static str {
+    kind.as_str()
+}
+
+/// The challenge a payload carries: the payload itself, or the `challenge` field of a JSON
+/// object payload.
+pub fn challenge_in_payload(payload: &str) -> Option<Cow<'_, str>> {
+    if payload.trim_start().starts_with('{') {
+        #[derive(serde::Deserialize)]
+        struct WithChallenge<'a> {
+            #[serde(borrow)]
+            challenge: Cow<'a, str>,
+        }
+        serde_json::from_str::<WithChallenge<'_>>(payload)
+            .ok()
+            .map(|body| body.challenge)
+    } else {
+        Some(Cow::Borrowed(payload))
+    }
+}
+
+fn new_device_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| ApiError::Internal)?;
+    Ok(format!("dev_{}", URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+fn store_environment(environment: Environment) -> attest_store::Environment {
+    match environment {
+        Environment::Development => attest_store::Environment::Development,
+        Environment::Production => attest_store::Environment::Production,
+    }
+}
+
+/// The wall clock, read once per request and passed down.
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn unix_time(at: OffsetDateTime) -> UnixTime {
+    UnixTime::since_unix_epoch(Duration::from_secs(
+        u64::try_from(at.unix_timestamp()).unwrap_or(0),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_is_a_challenge_or_carries_one() {
+        assert_eq!(challenge_in_payload("abc").as_deref(), Some("abc"));
+        assert_eq!(
+            challenge_in_payload(r#"{"challenge":"abc","amount":5}"#).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(challenge_in_payload(r#"{"amount":5}"#), None);
+        assert_eq!(challenge_in_payload(r#"{"challenge":5}"#), None);
+    }
+}

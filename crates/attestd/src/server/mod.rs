@@ -1,0 +1,293 @@
+//! `attestd serve`: the HTTP server.
+//!
+//! ```text
+//! cargo run --release -- serve                                   # quick-start mode
+//! cargo run --release -- serve --app TEAMID.com.example.app      # production app
+//! ```
+//!
+//! [`serve`] loads the configuration, sets up logging and a runtime, binds and calls [`run`];
+//! tests call [`run`] directly with a [`Config`] and a listener bound to `127.0.0.1:0`.
+
+pub mod apple;
+pub mod config;
+mod context;
+mod dto;
+mod error;
+mod extract;
+mod flows;
+mod openapi;
+pub mod quickstart;
+mod risk;
+mod routes;
+mod state;
+mod telemetry;
+mod tokens;
+mod webhooks;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use attest_core::apple::AppleError;
+use attest_store::{AnyStore, Store, StoreError, StoreOptions};
+use aws_lc_rs::digest;
+use tokio::net::TcpListener;
+
+pub use config::{
+    AppConfig, Config, ConfigError, LogFormat, ServeArgs, TrustRoot, WebhookConfig, WebhookEvent,
+    WebhookSettings,
+};
+pub use error::ApiError;
+pub use openapi::ApiDoc;
+
+use quickstart::{DevCa, QuickStartError};
+use state::{AppState, Apps, KeyCache};
+use tokens::{TokenError, Tokens};
+
+/// How often signing keys are re-read, so that a rotation on one node reaches the JWKS of the
+/// others.
+const SIGNING_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Quick-start mode could not prepare its CA.
+    #[error("quick-start mode: {0}")]
+    QuickStart(#[from] QuickStartError),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// A configured root is not usable by the verifier.
+    #[error("trust roots: {0}")]
+    Roots(#[from] AppleError),
+    /// The JWT signing keys could not be loaded or created.
+    #[error("signing keys: {0}")]
+    Tokens(#[from] TokenError),
+    /// Binding or serving failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs `attestd serve` to completion (blocking); the exit code for `main`.
+pub fn serve(args: &ServeArgs) -> ExitCode {
+    let config = match Config::load(args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("attestd: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_tracing(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let listener = TcpListener::bind(config.listen).await?;
+        run(config, listener, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "attestd stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves on `listener` until `shutdown` completes, then drains in-flight requests.
+///
+/// With no app configured, enters quick-start mode first (see [`quickstart`]).
+pub async fn run(
+    mut config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if config.apps.is_empty() {
+        enter_quickstart(&mut config)?;
+    }
+    config.validate()?;
+    warn_about_danger_roots(&config);
+
+    let options = StoreOptions {
+        max_connections: config.database_max_connections,
+        ..StoreOptions::default()
+    };
+    let store = AnyStore::connect_with(config.database_url.expose(), &options).await?;
+    let apps = Apps::new(&config)?;
+    let tokens = Tokens::load_or_create(&store).await?;
+    let apple = apple::Apple::new(&config)?;
+    let state = Arc::new(AppState {
+        apple,
+        keys: KeyCache::new(config.key_cache_capacity),
+        metrics: telemetry::metrics_handle(),
+        webhooks: webhooks::Webhooks::new(&config),
+        config,
+        store,
+        apps,
+        tokens,
+    });
+    let maintenance = tokio::spawn(maintain(Arc::clone(&state)));
+    let refresher = apple::scheduler::start(&state);
+    let (stop_deliveries, deliveries_stopped) = tokio::sync::watch::channel(false);
+    let mut deliverer = tokio::spawn(webhooks::deliver::run(
+        Arc::clone(&state),
+        deliveries_stopped,
+    ));
+
+    let address = listener.local_addr()?;
+    tracing::info!(
+        %address,
+        backend = state.store.backend_name(),
+        apps = ?state.apps.ids(),
+        admin_api = state.config.admin_token.is_some(),
+        "attestd listening"
+    );
+    let service =
+        routes::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    maintenance.abort();
+    // Webhook attempts in flight finish, so that no delivery stays claimed until its lease
+    // lapses; an attempt cannot outlast its timeout.
+    let _ = stop_deliveries.send(true);
+    let grace = state.config.webhook_settings.attempt_timeout + Duration::from_secs(1);
+    if tokio::time::timeout(grace, &mut deliverer).await.is_err() {
+        deliverer.abort();
+        let _ = deliverer.await;
+    }
+    // Wait for the aborted tasks so that nothing uses the store after it is closed.
+    let _ = maintenance.await;
+    if let Some(refresher) = refresher {
+        refresher.stop().await;
+    }
+    state.store.close().await;
+    tracing::info!("attestd stopped");
+    Ok(result?)
+}
+
+fn enter_quickstart(config: &mut Config) -> Result<(), ServeError> {
+    let (ca, created) = DevCa::load_or_create(&config.quickstart_dir)?;
+    ca.apply(config)
+        .map_err(|_| ConfigError::Invalid("quick-start App ID"))?;
+    tracing::warn!(
+        dir = %config.quickstart_dir.display(),
+        created,
+        app = config::QUICKSTART_APP_ID,
+        "QUICK-START MODE: no app configured. Trusting the simulator CA in this directory for \
+         the development-only demo app. Anyone with these files can mint attestations. \
+         Configure --app TEAMID.bundle.id for real devices."
+    );
+    Ok(())
+}
+
+fn warn_about_danger_roots(config: &Config) {
+    let development_apps: Vec<&str> = config
+        .apps
+        .iter()
+        .filter(|app| app.environment != attest_core::apple::EnvironmentPolicy::Production)
+        .map(|app| app.id.as_str())
+        .collect();
+    let roots = config
+        .danger_extra_attestation_roots
+        .iter()
+        .map(|root| ("attestation", root))
+        .chain(
+            config
+                .danger_extra_receipt_roots
+                .iter()
+                .map(|root| ("receipt", root)),
+        );
+    for (kind, root) in roots {
+        tracing::warn!(
+            kind,
+            source = %root.source,
+            sha256 = %hex::encode(digest::digest(&digest::SHA256, &root.der)),
+            apps = ?development_apps,
+            "DANGER: trusting an extra {kind} root CA besides Apple's for apps that accept \
+             development keys; attestations it signs are NOT from real Apple devices"
+        );
+    }
+}
+
+/// Background upkeep: purge expired challenges, expire idle keys, pick up signing keys rotated
+/// elsewhere.
+async fn maintain(state: Arc<AppState>) {
+    let mut purge = tokio::time::interval(state.config.maintenance_interval);
+    let mut refresh = tokio::time::interval(SIGNING_KEY_REFRESH_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = purge.tick() => {
+                let now = flows::now();
+                match state.store.purge_expired_challenges(now).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::debug!(purged, "expired challenges deleted"),
+                    Err(error) => tracing::warn!(%error, "could not purge expired challenges"),
+                }
+                expire_idle_keys(&state, now).await;
+            }
+            _ = refresh.tick() => {
+                if let Err(error) = state.tokens.refresh(&state.store).await {
+                    tracing::warn!(%error, "could not refresh signing keys");
+                }
+            }
+        }
+    }
+}
+
+/// Marks keys unused for longer than `key_idle_expiry` as expired (they stay stored).
+async fn expire_idle_keys(state: &AppState, now: time::OffsetDateTime) {
+    let Some(expiry) = state.config.key_idle_expiry else {
+        return;
+    };
+    let idle_before = now - risk::gather::to_time(expiry);
+    match state
+        .store
+        .expire_idle_keys(idle_before, attest_store::whole_seconds(now))
+        .await
+    {
+        Ok(0) => {}
+        Ok(expired) => {
+            metrics::counter!("attestd_keys_expired_total").increment(expired);
+            tracing::info!(expired, "idle keys expired");
+        }
+        Err(error) => tracing::warn!(%error, "could not expire idle keys"),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested; draining requests");
+}

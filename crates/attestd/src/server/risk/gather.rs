@@ -1,0 +1,153 @@
+//! Collects the [`Signals`] of one request from the request itself and the store.
+
+use attest_core::apple::KeyId;
+use attest_policy::{FailureCounts, RiskWeights, Signals, Verification, WindowCount};
+use attest_store::{
+    DecisionKind, DeviceKey, FailureCount, FailureScope, KeyFilter, Store, StoreError,
+};
+use time::OffsetDateTime;
+
+use super::{KeyFacts, saturate};
+use crate::server::context::RequestContext;
+use crate::server::state::{App, AppState};
+
+/// What a request is about, as far as the flow got before deciding.
+#[derive(Debug)]
+pub struct Subject<'a> {
+    /// Attestation or assertion.
+    pub kind: DecisionKind,
+    /// The app (`None`: the key is unknown, or names an app no longer configured).
+    pub app: Option<&'a App>,
+    /// The key the request named.
+    pub key_id: Option<KeyId>,
+    /// The key: as stored (assertions) or as about to be stored (attestations).
+    pub key: Option<&'a DeviceKey>,
+    /// Whether the request attests `key` now (so one more key exists than the store holds).
+    pub attesting: bool,
+    /// The device's keys in the store (a key attested now excluded).
+    pub device_keys: &'a [DeviceKey],
+    /// The device, when known.
+    pub device_id: Option<&'a str>,
+    /// The user, when known (named by the client, or recorded with the key).
+    pub user_id: Option<&'a str>,
+    /// The requester.
+    pub context: &'a RequestContext,
+    /// The client's clock, when the payload carries it.
+    pub client_time: Option<OffsetDateTime>,
+}
+
+impl Subject<'_> {
+    /// The app's App ID, or `""` when unknown.
+    pub fn app_id(&self) -> &str {
+        self.app.map_or("", App::id)
+    }
+}
+
+/// The signals and the recent failures they were computed from (shown as intelligence).
+#[derive(Debug)]
+pub struct Gathered {
+    /// For [`super::evaluate`].
+    pub signals: Signals,
+    /// Recent failures of the key, device or address, by code.
+    pub failures: Vec<FailureCount>,
+}
+
+/// Reads what the risk factors need. Counts whose factor is switched off (weight 0) are not
+/// queried.
+pub async fn gather(
+    state: &AppState,
+    subject: &Subject<'_>,
+    verification: Verification,
+    now: OffsetDateTime,
+) -> Result<Gathered, StoreError> {
+    let defaults = RiskWeights::default();
+    let weights = subject.app.map_or(&defaults, |app| &app.config.risk);
+    let mut signals = Signals::new(now);
+    signals.verification = verification;
+    signals.client_time = subject.client_time;
+    if let Some(key) = subject.key {
+        KeyFacts::of(key, now).apply(&mut signals);
+    }
+    if let Some(app) = subject.app {
+        signals.app_production_only = app.config.published;
+    }
+
+    let attesting = u32::from(subject.attesting);
+    if subject.attesting || subject.key.is_some() {
+        let first = subject.device_keys.iter().map(|k| k.created_at).min();
+        signals.device_first_seen = match (first, subject.attesting) {
+            (Some(first), true) => Some(first.min(now)),
+            (None, true) => Some(now),
+            (first, false) => first,
+        };
+        let stored = u32::try_from(subject.device_keys.len()).unwrap_or(u32::MAX);
+        signals.attestation_count = Some(stored.saturating_add(attesting));
+    }
+
+    let app_id = subject.app.map(|app| app.id().to_owned());
+    let churn_window = to_time(state.config.key_churn_window);
+    let since = now - churn_window;
+    let client_ip = subject.context.ip_text();
+    if let (Some(app_id), Some(user_id)) = (&app_id, subject.user_id)
+        && weights.user_key_churn > 0
+    {
+        let filter = KeyFilter {
+            app_id: Some(app_id.clone()),
+            user_id: Some(user_id.to_owned()),
+            created_since: Some(since),
+            ..KeyFilter::default()
+        };
+        let count = saturate(state.store.count_device_keys(&filter).await?);
+        signals.new_keys_for_user = Some(WindowCount {
+            count: count.saturating_add(attesting),
+            window: churn_window,
+        });
+    }
+    if let (Some(app_id), Some(ip)) = (&app_id, &client_ip)
+        && weights.ip_key_churn > 0
+    {
+        let filter = KeyFilter {
+            app_id: Some(app_id.clone()),
+            client_ip: Some(ip.clone()),
+            created_since: Some(since),
+            ..KeyFilter::default()
+        };
+        let count = saturate(state.store.count_device_keys(&filter).await?);
+        signals.new_keys_from_ip = Some(WindowCount {
+            count: count.saturating_add(attesting),
+            window: churn_window,
+        });
+    }
+
+    let failure_window = to_time(state.config.failure_window);
+    let scope = FailureScope {
+        app_id,
+        kind: None,
+        key_id: subject.key_id.map(|id| id.0),
+        device_id: subject.device_id.map(str::to_owned),
+        client_ip,
+    };
+    let identified =
+        scope.key_id.is_some() || scope.device_id.is_some() || scope.client_ip.is_some();
+    let failures = if identified {
+        state
+            .store
+            .failure_counts(&scope, now - failure_window)
+            .await?
+    } else {
+        Vec::new()
+    };
+    signals.recent_failures = Some(FailureCounts {
+        window: failure_window,
+        by_code: failures
+            .iter()
+            .map(|f| (f.code.clone(), saturate(f.count)))
+            .collect(),
+    });
+    Ok(Gathered { signals, failures })
+}
+
+/// A configured window in `time`'s terms (a day if absurdly long).
+pub fn to_time(duration: std::time::Duration) -> time::Duration {
+    time::Duration::try_from(duration).unwrap_or(time::Duration::DAY)
+}

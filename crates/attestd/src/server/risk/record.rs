@@ -1,0 +1,232 @@
+//! Every verdict is logged (the decision log), counted (metrics) and may raise webhook events.
+
+use std::sync::Arc;
+
+use attest_policy::Mode;
+use attest_store::{
+    Decision, DecisionFactor, DecisionKind, DecisionReason, FailureScope, Outcome, PolicyMode,
+    Store, whole_seconds,
+};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::Verdict;
+use super::gather::{Subject, to_time};
+use crate::server::config::WebhookEvent;
+use crate::server::extract::encode_key_id;
+use crate::server::state::AppState;
+
+/// One decided request.
+#[derive(Debug)]
+pub struct Entry<'a> {
+    /// The route that decided.
+    pub route: &'static str,
+    /// What the request was about.
+    pub subject: &'a Subject<'a>,
+    /// `ok`, or the failure code.
+    pub code: &'a str,
+    /// The verdict.
+    pub verdict: &'a Verdict,
+    /// The request's time.
+    pub now: OffsetDateTime,
+}
+
+/// Logs, counts and raises events for `entry`. Never fails the request: a failure to log is a
+/// warning.
+pub async fn record(state: &Arc<AppState>, entry: Entry<'_>) {
+    let decision = log_entry(&entry);
+    if let Err(error) = state.store.record_decision(&decision).await {
+        tracing::warn!(%error, route = entry.route, "could not record decision");
+    }
+    count(&entry);
+    // A failed proof always scores high (verification_failed alone is 60): only verified
+    // requests say something about the device.
+    if entry.verdict.high_risk() && entry.code == "ok" {
+        high_risk_event(state, &entry).await;
+    }
+    if entry.subject.kind == DecisionKind::Attestation && entry.code != "ok" {
+        failure_spike_event(state, &entry).await;
+    }
+}
+
+/// The decision as the store logs it.
+pub fn log_entry(entry: &Entry<'_>) -> Decision {
+    let verdict = entry.verdict;
+    let subject = entry.subject;
+    let mut decision = Decision::new(
+        whole_seconds(entry.now),
+        subject.app_id(),
+        entry.route,
+        store_outcome(verdict.decision.outcome),
+        entry.code,
+    );
+    decision.key_id = subject.key_id.map(|id| id.0);
+    decision.risk_score = Some(verdict.assessment.score);
+    decision.kind = Some(subject.kind);
+    decision.device_id = subject.device_id.map(str::to_owned);
+    decision.user_id = subject.user_id.map(str::to_owned);
+    decision.client_ip = subject.context.ip_text();
+    decision.environment = subject.key.map(|key| key.environment);
+    decision.mode = Some(store_mode(verdict.mode));
+    decision.would_deny = verdict.decision.would_deny;
+    decision.reasons = verdict
+        .decision
+        .reasons
+        .iter()
+        .map(|r| DecisionReason {
+            code: r.code.as_str().to_owned(),
+            message: r.message.clone(),
+        })
+        .collect();
+    decision.factors = verdict
+        .assessment
+        .factors
+        .iter()
+        .map(|f| DecisionFactor {
+            name: f.name.as_str().to_owned(),
+            points: f.points,
+            evidence: f.evidence.clone(),
+        })
+        .collect();
+    decision
+}
+
+fn store_outcome(outcome: attest_policy::Outcome) -> Outcome {
+    match outcome {
+        attest_policy::Outcome::Allow => Outcome::Allow,
+        attest_policy::Outcome::AllowMonitored => Outcome::AllowMonitored,
+        attest_policy::Outcome::Deny => Outcome::Deny,
+    }
+}
+
+fn store_mode(mode: Mode) -> PolicyMode {
+    match mode {
+        Mode::Off => PolicyMode::Off,
+        Mode::Monitor => PolicyMode::Monitor,
+        Mode::Enforce => PolicyMode::Enforce,
+    }
+}
+
+/// `attestd_decisions_total{app,outcome,reason}` once per failed rule (`reason="none"` when no
+/// rule failed), `attestd_risk_score{app,kind}`, `attestd_risk_factors_total{app,factor}`.
+fn count(entry: &Entry<'_>) {
+    let app = match entry.subject.app_id() {
+        "" => "unknown".to_owned(),
+        id => id.to_owned(),
+    };
+    let decision = &entry.verdict.decision;
+    let outcome = decision.outcome.as_str();
+    if decision.reasons.is_empty() {
+        metrics::counter!("attestd_decisions_total", "app" => app.clone(), "outcome" => outcome, "reason" => "none")
+            .increment(1);
+    }
+    for reason in &decision.reasons {
+        metrics::counter!("attestd_decisions_total", "app" => app.clone(), "outcome" => outcome, "reason" => reason.code.as_str())
+            .increment(1);
+    }
+    metrics::histogram!("attestd_risk_score", "app" => app.clone(), "kind" => entry.subject.kind.as_str())
+        .record(f64::from(entry.verdict.assessment.score));
+    for factor in &entry.verdict.assessment.factors {
+        metrics::counter!("attestd_risk_factors_total", "app" => app.clone(), "factor" => factor.name.as_str())
+            .increment(1);
+    }
+}
+
+/// `device.high_risk`: a verified request of a known device scored high or critical; once per
+/// device per `high_risk_repeat` (per process).
+async fn high_risk_event(state: &Arc<AppState>, entry: &Entry<'_>) {
+    let hooks = &state.webhooks;
+    let subject = entry.subject;
+    let Some(device_id) = subject.device_id else {
+        return;
+    };
+    let key = format!("high_risk\u{0}{}\u{0}{device_id}", subject.app_id());
+    if !hooks.wants(WebhookEvent::DeviceHighRisk)
+        || !hooks.once_per(key, hooks.settings().high_risk_repeat, entry.now)
+    {
+        return;
+    }
+    let verdict = entry.verdict;
+    let factors: Vec<_> = verdict
+        .assessment
+        .factors
+        .iter()
+        .map(|f| json!({ "name": f.name.as_str(), "points": f.points, "evidence": f.evidence }))
+        .collect();
+    let data = json!({
+        "deviceId": device_id,
+        "keyId": subject.key_id.map(|id| encode_key_id(&id.0)),
+        "userId": subject.user_id,
+        "kind": subject.kind.as_str(),
+        "route": entry.route,
+        "riskScore": verdict.assessment.score,
+        "riskBand": verdict.assessment.band.as_str(),
+        "riskFactors": factors,
+        "outcome": verdict.decision.outcome.as_str(),
+        "wouldDeny": verdict.decision.would_deny,
+    });
+    hooks
+        .emit(
+            &state.store,
+            WebhookEvent::DeviceHighRisk,
+            subject.app_id(),
+            data,
+            entry.now,
+        )
+        .await;
+}
+
+/// `attestation.failure_spike`: the app's failed attestations in the window reached the
+/// threshold; at most once per window per app (per process).
+async fn failure_spike_event(state: &Arc<AppState>, entry: &Entry<'_>) {
+    let hooks = &state.webhooks;
+    let Some(app) = entry.subject.app else {
+        return;
+    };
+    if !hooks.wants(WebhookEvent::AttestationFailureSpike) {
+        return;
+    }
+    let settings = hooks.settings();
+    let window = to_time(settings.failure_spike_window);
+    let scope = FailureScope {
+        app_id: Some(app.id().to_owned()),
+        kind: Some(DecisionKind::Attestation),
+        ..FailureScope::default()
+    };
+    let failures = match state.store.failure_counts(&scope, entry.now - window).await {
+        Ok(failures) => failures,
+        Err(error) => {
+            tracing::warn!(%error, "could not count attestation failures");
+            return;
+        }
+    };
+    let total: u64 = failures.iter().map(|f| f.count).sum();
+    if total < u64::from(settings.failure_spike_threshold)
+        || !hooks.once_per(
+            format!("failure_spike\u{0}{}", app.id()),
+            settings.failure_spike_window,
+            entry.now,
+        )
+    {
+        return;
+    }
+    let by_code: serde_json::Map<String, serde_json::Value> = failures
+        .iter()
+        .map(|f| (f.code.clone(), json!(f.count)))
+        .collect();
+    let data = json!({
+        "failures": total,
+        "threshold": settings.failure_spike_threshold,
+        "windowSeconds": settings.failure_spike_window.as_secs(),
+        "byCode": by_code,
+    });
+    hooks
+        .emit(
+            &state.store,
+            WebhookEvent::AttestationFailureSpike,
+            app.id(),
+            data,
+            entry.now,
+        )
+        .await;
+}

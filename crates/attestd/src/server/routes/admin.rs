@@ -1,0 +1,221 @@
+//! The admin API under `/admin/v1`, behind a bearer token (absent token setting: 404).
+
+use std::sync::Arc;
+
+use attest_store::{DecisionFilter, FailureScope, KeyFilter, MAX_PAGE_SIZE, Store, StoreError};
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::server::dto::{
+    DecisionLogView, DeviceDetail, DeviceIntelligence, DeviceList, DeviceQuery, DeviceView,
+    RotatedKey, history_order,
+};
+use crate::server::error::{ApiError, ErrorBody};
+use crate::server::extract::decode_key_id;
+use crate::server::flows::now;
+use crate::server::state::AppState;
+use crate::server::tokens;
+
+pub(super) const DEFAULT_PAGE_SIZE: u32 = 100;
+/// Decisions shown with a device.
+const RECENT_DECISIONS: u32 = 20;
+
+/// Middleware: 404 when no admin token is configured, 401 unless the request carries
+/// `Authorization: Bearer <token>` (compared in constant time).
+pub async fn require_admin(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(expected) = &state.config.admin_token else {
+        return Err(ApiError::NotFound);
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token)
+            if verify_slices_are_equal(token.as_bytes(), expected.expose().as_bytes()).is_ok() =>
+        {
+            Ok(next.run(request).await)
+        }
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+/// Lists attested keys, oldest first; `userId` / `deviceId` list one user's or one device's keys
+/// over time (superseded and revoked ones included).
+#[utoipa::path(
+    get,
+    path = "/admin/v1/devices",
+    tag = "admin",
+    params(DeviceQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "A page of keys", body = DeviceList),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 404, description = "not_found: the admin API is disabled", body = ErrorBody),
+    )
+)]
+pub async fn list_devices(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<DeviceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DeviceList>, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::MalformedRequest {
+        message: rejection.body_text(),
+        field: None,
+    })?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE).min(MAX_PAGE_SIZE);
+    let offset = query.offset.unwrap_or(0);
+    let keys = if query.user_id.is_some() || query.device_id.is_some() {
+        let filter = KeyFilter {
+            app_id: query.app_id.clone(),
+            user_id: query.user_id.clone(),
+            device_id: query.device_id.clone(),
+            ..KeyFilter::default()
+        };
+        // A user's or device's history is short; the filter query has no offset.
+        let mut keys = state.store.find_device_keys(&filter, MAX_PAGE_SIZE).await?;
+        keys.drain(
+            ..usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(keys.len()),
+        );
+        keys.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        keys
+    } else {
+        state
+            .store
+            .list_device_keys(query.app_id.as_deref(), limit, offset)
+            .await?
+    };
+    Ok(Json(DeviceList {
+        devices: keys.iter().map(DeviceView::from).collect(),
+        limit,
+        offset,
+    }))
+}
+
+/// One attested key with its device's intelligence, key history (the supersession chain) and
+/// recent decisions. The key id goes in the path as base64url (or percent-encoded base64).
+#[utoipa::path(
+    get,
+    path = "/admin/v1/devices/{keyId}",
+    tag = "admin",
+    params(("keyId" = String, Path, description = "Key id, base64url or percent-encoded base64")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The key and its device", body = DeviceDetail),
+        (status = 400, description = "malformed_request", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 404, description = "device_not_found, or not_found when the admin API is disabled", body = ErrorBody),
+    )
+)]
+pub async fn device(
+    State(state): State<Arc<AppState>>,
+    Path(key_id): Path<String>,
+) -> Result<Json<DeviceDetail>, ApiError> {
+    let key_id = decode_key_id("keyId", &key_id)?;
+    let device = state
+        .store
+        .device_key(key_id.0)
+        .await?
+        .ok_or(ApiError::DeviceNotFound)?;
+    let keys = state
+        .store
+        .find_device_keys(
+            &KeyFilter {
+                app_id: Some(device.app_id.clone()),
+                device_id: Some(device.device_id.clone()),
+                ..KeyFilter::default()
+            },
+            MAX_PAGE_SIZE,
+        )
+        .await?;
+    let scope = FailureScope {
+        app_id: Some(device.app_id.clone()),
+        key_id: Some(device.key_id),
+        device_id: Some(device.device_id.clone()),
+        ..FailureScope::default()
+    };
+    let failures = state
+        .store
+        .failure_counts(&scope, time::OffsetDateTime::UNIX_EPOCH)
+        .await?;
+    let filter = DecisionFilter {
+        app_id: Some(device.app_id.clone()),
+        device_id: Some(device.device_id.clone()),
+        ..DecisionFilter::default()
+    };
+    let decisions = state
+        .store
+        .list_decisions(&filter, RECENT_DECISIONS)
+        .await?;
+    Ok(Json(DeviceDetail {
+        key: DeviceView::from(&device),
+        intelligence: DeviceIntelligence::of(&device, &keys, &failures),
+        keys: history_order(keys).iter().map(DeviceView::from).collect(),
+        recent_decisions: decisions.iter().map(DecisionLogView::from).collect(),
+    }))
+}
+
+/// Revokes a key: its assertions are refused from now on (`key_revoked`).
+#[utoipa::path(
+    post,
+    path = "/admin/v1/devices/{keyId}/revoke",
+    tag = "admin",
+    params(("keyId" = String, Path, description = "Key id, base64url or percent-encoded base64")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The revoked key", body = DeviceView),
+        (status = 400, description = "malformed_request", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 404, description = "device_not_found, or not_found when the admin API is disabled", body = ErrorBody),
+    )
+)]
+pub async fn revoke_device(
+    State(state): State<Arc<AppState>>,
+    Path(key_id): Path<String>,
+) -> Result<Json<DeviceView>, ApiError> {
+    let key_id = decode_key_id("keyId", &key_id)?;
+    match state.store.revoke_device_key(key_id.0, now()).await {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(ApiError::DeviceNotFound),
+        Err(error) => return Err(error.into()),
+    }
+    tracing::info!(key_id = %hex::encode(key_id.0), "device key revoked");
+    let device = state
+        .store
+        .device_key(key_id.0)
+        .await?
+        .ok_or(ApiError::DeviceNotFound)?;
+    Ok(Json(DeviceView::from(&device)))
+}
+
+/// Starts signing with a new key; earlier keys stay in the JWKS until their tokens expire.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/signing-keys/rotate",
+    tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Rotated", body = RotatedKey),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 404, description = "not_found: the admin API is disabled", body = ErrorBody),
+    )
+)]
+pub async fn rotate_signing_key(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<RotatedKey>, ApiError> {
+    let longest_ttl = tokens::longest_ttl(&state.config.apps);
+    let rotated = state.tokens.rotate(&state.store, longest_ttl).await?;
+    tracing::info!(kid = %rotated.kid, "JWT signing key rotated");
+    Ok(Json(rotated))
+}

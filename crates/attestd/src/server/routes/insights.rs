@@ -1,0 +1,201 @@
+//! Admin routes that show what the policy did and what enforcing would do: the decision log,
+//! per-app summaries, and the webhook delivery log.
+
+use std::sync::Arc;
+
+use attest_store::{
+    DecisionFilter, DeliveryFilter, DeliveryStatus, MAX_PAGE_SIZE, Outcome, Store, SummaryFilter,
+};
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::admin::DEFAULT_PAGE_SIZE;
+use crate::server::dto::{
+    DecisionList, DecisionLogView, DecisionQuery, DeliveryList, DeliveryQuery, DeliveryView,
+    SummaryQuery, SummaryView, rfc3339,
+};
+use crate::server::error::{ApiError, ErrorBody};
+use crate::server::extract::decode_key_id;
+use crate::server::state::AppState;
+
+/// Logged decisions, newest first. `?wouldDeny=true&outcome=allow_monitored` lists exactly what
+/// switching the app to enforce would block, with the reasons.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/decisions",
+    tag = "admin",
+    params(DecisionQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "A page of decisions", body = DecisionList),
+        (status = 400, description = "malformed_request", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 404, description = "not_found: the admin API is disabled", body = ErrorBody),
+    )
+)]
+pub async fn decisions(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<DecisionQuery>, QueryRejection>,
+) -> Result<Json<DecisionList>, ApiError> {
+    let Query(query) = query.map_err(malformed_query)?;
+    let outcome = query
+        .outcome
+        .as_deref()
+        .map(|text| {
+            text.parse::<Outcome>().map_err(|_| {
+                ApiError::field("outcome", "outcome must be allow, allow_monitored or deny")
+            })
+        })
+        .transpose()?;
+    let key_id = query
+        .key_id
+        .as_deref()
+        .map(|text| decode_key_id("keyId", text))
+        .transpose()?;
+    let filter = DecisionFilter {
+        app_id: query.app_id,
+        key_id: key_id.map(|id| id.0),
+        outcome,
+        since: parse_since(query.since.as_deref())?,
+        before_id: query.before_id,
+        would_deny: query.would_deny,
+        device_id: query.device_id,
+    };
+    let limit = page_size(query.limit);
+    let logged = state.store.list_decisions(&filter, limit).await?;
+    let next_before_id = (logged.len() == limit as usize)
+        .then(|| logged.last().map(|l| l.id))
+        .flatten();
+    Ok(Json(DecisionList {
+        decisions: logged.iter().map(DecisionLogView::from).collect(),
+        next_before_id,
+    }))
+}
+
+/// What an app's policy did, by outcome and by failed rule, and what enforcing would block.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/apps/{appId}/summary",
+    tag = "admin",
+    params(("appId" = String, Path, description = "A configured App ID"), SummaryQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Counts", body = SummaryView),
+        (status = 400, description = "malformed_request", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 404, description = "unknown_app, or not_found when the admin API is disabled", body = ErrorBody),
+    )
+)]
+pub async fn app_summary(
+    State(state): State<Arc<AppState>>,
+    Path(app_id): Path<String>,
+    query: Result<Query<SummaryQuery>, QueryRejection>,
+) -> Result<Json<SummaryView>, ApiError> {
+    let Query(query) = query.map_err(malformed_query)?;
+    let app = state
+        .apps
+        .get(&app_id)
+        .ok_or_else(|| ApiError::UnknownApp(app_id.clone()))?;
+    let since = parse_since(query.since.as_deref())?;
+    let filter = SummaryFilter {
+        app_id: Some(app_id.clone()),
+        since,
+    };
+    let summary = state.store.decision_summary(&filter).await?;
+    Ok(Json(SummaryView::new(
+        app_id,
+        &app.config.policy,
+        since.map(rfc3339),
+        &summary,
+    )))
+}
+
+/// The webhook delivery log, newest first.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/webhooks/deliveries",
+    tag = "admin",
+    params(DeliveryQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "A page of deliveries", body = DeliveryList),
+        (status = 400, description = "malformed_request", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 404, description = "not_found: the admin API is disabled", body = ErrorBody),
+    )
+)]
+pub async fn webhook_deliveries(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<DeliveryQuery>, QueryRejection>,
+) -> Result<Json<DeliveryList>, ApiError> {
+    let Query(query) = query.map_err(malformed_query)?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|text| {
+            text.parse::<DeliveryStatus>().map_err(|_| {
+                ApiError::field("status", "status must be pending, delivered or failed")
+            })
+        })
+        .transpose()?;
+    let filter = DeliveryFilter {
+        status,
+        event: query.event,
+        before_id: query.before_id,
+    };
+    let limit = page_size(query.limit);
+    let deliveries = state.store.list_webhook_deliveries(&filter, limit).await?;
+    let next_before_id = (deliveries.len() == limit as usize)
+        .then(|| deliveries.last().map(|d| d.id))
+        .flatten();
+    Ok(Json(DeliveryList {
+        deliveries: deliveries.iter().map(DeliveryView::from).collect(),
+        next_before_id,
+    }))
+}
+
+fn malformed_query(rejection: QueryRejection) -> ApiError {
+    ApiError::MalformedRequest {
+        message: rejection.body_text(),
+        field: None,
+    }
+}
+
+fn page_size(limit: Option<u32>) -> u32 {
+    limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE)
+}
+
+/// `since`: RFC 3339, or unix seconds.
+fn parse_since(text: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+    let Some(text) = text.map(str::trim) else {
+        return Ok(None);
+    };
+    let parsed = match text.parse::<i64>() {
+        Ok(seconds) => OffsetDateTime::from_unix_timestamp(seconds).ok(),
+        Err(_) => OffsetDateTime::parse(text, &Rfc3339).ok(),
+    };
+    parsed
+        .map(Some)
+        .ok_or_else(|| ApiError::field("since", "since must be RFC 3339 or unix seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_rfc3339_or_unix_seconds() {
+        let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        assert_eq!(parse_since(Some("1800000000")).unwrap(), Some(at));
+        assert_eq!(parse_since(Some(&rfc3339(at))).unwrap(), Some(at));
+        assert_eq!(parse_since(None).unwrap(), None);
+        for bad in ["yesterday", "99999999999999999", ""] {
+            assert!(parse_since(Some(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(page_size(Some(0)), 1);
+        assert_eq!(page_size(Some(5000)), MAX_PAGE_SIZE);
+    }
+}

@@ -1,0 +1,164 @@
+//! The native API: `/v1/challenges`, `/v1/attestations`, `/v1/assertions`.
+
+use std::sync::Arc;
+
+use attest_store::ChallengePurpose;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+
+use super::app_id_header;
+use crate::server::context::{ClientIp, RequestContext, client_id};
+use crate::server::dto::{
+    AssertionBody, AssertionResponse, AttestationBody, AttestationResponse, ChallengeRequest,
+    ChallengeResponse, PurposeBody, RiskView, rfc3339,
+};
+use crate::server::error::{ApiError, ErrorBody};
+use crate::server::extract::{
+    ApiJson, OptionalJson, check_platform, decode_base64, decode_key_id, encode_key_id,
+};
+use crate::server::flows::{self, AssertInput, AttestInput};
+use crate::server::state::AppState;
+
+/// Issues a one-time challenge.
+#[utoipa::path(
+    post,
+    path = "/v1/challenges",
+    tag = "app-attest",
+    request_body(content = Option<ChallengeRequest>, description = "Optional; may be empty"),
+    params(("X-App-Id" = Option<String>, Header, description = "App ID, if not in the body")),
+    responses(
+        (status = 201, description = "Challenge issued", body = ChallengeResponse),
+        (status = 400, description = "malformed_request", body = ErrorBody),
+        (status = 404, description = "unknown_app", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+    )
+)]
+pub async fn create_challenge(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    OptionalJson(body): OptionalJson<ChallengeRequest>,
+) -> Result<(StatusCode, Json<ChallengeResponse>), ApiError> {
+    let body = body.unwrap_or_default();
+    let app_id = body.app_id.as_deref().or(app_id_header(&headers));
+    let app = state.apps.resolve(app_id)?;
+    let (purpose, key_id) = match body.purpose {
+        PurposeBody::Attestation if body.key_id.is_some() => {
+            return Err(ApiError::field(
+                "keyId",
+                "keyId is only for assertion challenges",
+            ));
+        }
+        PurposeBody::Attestation => (ChallengePurpose::Attestation, None),
+        PurposeBody::Assertion => {
+            let key_id = body
+                .key_id
+                .as_deref()
+                .map(|text| decode_key_id("keyId", text));
+            (ChallengePurpose::Assertion, key_id.transpose()?)
+        }
+    };
+    let issued = flows::issue_challenge(&state, app, purpose, key_id).await?;
+    Ok((StatusCode::CREATED, Json(ChallengeResponse::from(&issued))))
+}
+
+/// Registers a key from an App Attest attestation and issues a JWT.
+#[utoipa::path(
+    post,
+    path = "/v1/attestations",
+    tag = "app-attest",
+    request_body = AttestationBody,
+    params(("X-App-Id" = Option<String>, Header, description = "App ID, if not in the body")),
+    responses(
+        (status = 201, description = "Key registered (decision allow or allow_monitored)", body = AttestationResponse),
+        (status = 400, description = "malformed_request, unsupported_platform, challenge_invalid", body = ErrorBody),
+        (status = 403, description = "policy_denied: the app enforces a rule this request fails (details: decision, riskScore, riskFactors)", body = ErrorBody),
+        (status = 404, description = "unknown_app", body = ErrorBody),
+        (status = 409, description = "key_already_attested", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "verification failed: the core's code (nonce_mismatch, certificate_chain_invalid, ...)", body = ErrorBody),
+        (status = 503, description = "unavailable, timeout", body = ErrorBody),
+    )
+)]
+pub async fn create_attestation(
+    State(state): State<Arc<AppState>>,
+    ClientIp(client_ip): ClientIp,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<AttestationBody>,
+) -> Result<(StatusCode, Json<AttestationResponse>), ApiError> {
+    check_platform(&body.platform, &body.format)?;
+    let key_id = decode_key_id("keyId", &body.key_id)?;
+    let attestation = decode_base64("token", &body.token)?;
+    let context = RequestContext {
+        client_ip,
+        user_id: client_id("userId", body.user_id.as_deref())?,
+        device_id: client_id("deviceId", body.device_id.as_deref())?,
+    };
+    let app = state
+        .apps
+        .resolve(body.app_id.as_deref().or(app_id_header(&headers)))?;
+    let input = AttestInput {
+        app,
+        key_id,
+        challenge: &body.challenge,
+        attestation,
+        context,
+    };
+    let attested = flows::attest(&state, "/v1/attestations", input).await?;
+    let response = AttestationResponse {
+        device_id: attested.device.device_id.clone(),
+        key_id: encode_key_id(&attested.device.key_id),
+        token: attested.token.token,
+        expires_at: rfc3339(attested.token.expires_at),
+        device_intelligence: attested.intelligence,
+        supersedes: attested.superseded.iter().map(encode_key_id).collect(),
+        next_challenge: ChallengeResponse::from(&attested.next_challenge),
+        risk: RiskView::from(&attested.verdict),
+    };
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+/// Verifies an assertion from an attested key.
+#[utoipa::path(
+    post,
+    path = "/v1/assertions",
+    tag = "app-attest",
+    request_body = AssertionBody,
+    responses(
+        (status = 200, description = "Assertion accepted (decision allow or allow_monitored)", body = AssertionResponse),
+        (status = 400, description = "malformed_request, unsupported_platform, challenge_invalid", body = ErrorBody),
+        (status = 403, description = "key_revoked, key_superseded, key_expired (details.action = reattest_required); policy_denied", body = ErrorBody),
+        (status = 404, description = "key_unknown (details.action = reattest_required), unknown_app", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "counter_regressed (details.action = reattest_required), counter_invalid (replay), signature_invalid, app_id_mismatch, malformed", body = ErrorBody),
+        (status = 503, description = "unavailable, timeout", body = ErrorBody),
+    )
+)]
+pub async fn create_assertion(
+    State(state): State<Arc<AppState>>,
+    ClientIp(client_ip): ClientIp,
+    ApiJson(body): ApiJson<AssertionBody>,
+) -> Result<Json<AssertionResponse>, ApiError> {
+    check_platform(&body.platform, &body.format)?;
+    let key_id = decode_key_id("keyId", &body.key_id)?;
+    let assertion = decode_base64("token", &body.token)?;
+    let input = AssertInput {
+        key_id,
+        payload: &body.payload,
+        assertion: &assertion,
+        context: RequestContext {
+            client_ip,
+            ..RequestContext::default()
+        },
+    };
+    let asserted = flows::assert(&state, "/v1/assertions", input).await?;
+    Ok(Json(AssertionResponse {
+        valid: true,
+        device_id: asserted.device.device_id,
+        counter: asserted.counter,
+        next_challenge: ChallengeResponse::from(&asserted.next_challenge),
+        risk: RiskView::from(&asserted.verdict),
+    }))
+}

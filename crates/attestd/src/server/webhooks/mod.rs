@@ -1,0 +1,172 @@
+//! Webhook events: detected while requests are decided, written to the outbox table (so they
+//! survive restarts), delivered by [`deliver::run`], signed with HMAC-SHA256.
+//!
+//! Body (the exact bytes signed):
+//! `{"id": "evt_...", "event": "device.new", "createdAt": "RFC 3339", "appId": "...", "data": {...}}`.
+//! Headers: `X-Attestd-Signature: sha256=<hex HMAC-SHA256(secret, body)>`,
+//! `X-Attestd-Timestamp` (unix seconds of the attempt), `X-Attestd-Event`, `X-Attestd-Event-Id`,
+//! `X-Attestd-Delivery` (the delivery's id in the log).
+
+pub mod deliver;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use attest_store::{AnyStore, NewWebhookDelivery, Store, whole_seconds};
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use super::config::{Config, WebhookConfig, WebhookEvent, WebhookSettings};
+use super::dto::rfc3339;
+
+/// The configured endpoints, the wake-up of the deliverer, and the per-process memory that
+/// keeps repeating events (`device.high_risk`, `attestation.failure_spike`) from flooding.
+#[derive(Debug)]
+pub struct Webhooks {
+    endpoints: Vec<WebhookConfig>,
+    settings: WebhookSettings,
+    wake: Notify,
+    fired: Mutex<HashMap<String, OffsetDateTime>>,
+}
+
+/// The most remembered repeat keys; beyond it the memory is cleared (at worst an event repeats).
+const MAX_REMEMBERED: usize = 100_000;
+
+impl Webhooks {
+    /// From the configuration.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            endpoints: config.webhooks.clone(),
+            settings: config.webhook_settings.clone(),
+            wake: Notify::new(),
+            fired: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Detection and retry settings.
+    pub fn settings(&self) -> &WebhookSettings {
+        &self.settings
+    }
+
+    /// Whether any endpoint subscribes to `event` (detection is skipped otherwise).
+    pub fn wants(&self, event: WebhookEvent) -> bool {
+        self.endpoints.iter().any(|e| e.events.contains(&event))
+    }
+
+    /// The endpoint with this URL.
+    pub fn endpoint(&self, url: &str) -> Option<&WebhookConfig> {
+        self.endpoints.iter().find(|e| e.url == url)
+    }
+
+    /// Whether an event keyed `key` may fire now: `true` at most once per `period` per key.
+    pub fn once_per(&self, key: String, period: Duration, now: OffsetDateTime) -> bool {
+        let mut fired = self
+            .fired
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let period = time::Duration::try_from(period).unwrap_or(time::Duration::DAY);
+        if fired.get(&key).is_some_and(|at| now - *at < period) {
+            return false;
+        }
+        if fired.len() >= MAX_REMEMBERED {
+            fired.clear();
+        }
+        fired.insert(key, now);
+        true
+    }
+
+    /// Queues `event` for every endpoint subscribed to it and wakes the deliverer. A failure to
+    /// queue is logged, never returned: events must not fail the request that raised them.
+    pub async fn emit(
+        &self,
+        store: &AnyStore,
+        event: WebhookEvent,
+        app_id: &str,
+        data: Value,
+        now: OffsetDateTime,
+    ) {
+        let endpoints: Vec<&WebhookConfig> = self
+            .endpoints
+            .iter()
+            .filter(|e| e.events.contains(&event))
+            .collect();
+        if endpoints.is_empty() {
+            return;
+        }
+        let Some(event_id) = event_id() else {
+            tracing::error!(event = %event, "no randomness for a webhook event id");
+            return;
+        };
+        let created_at = whole_seconds(now);
+        let payload = json!({
+            "id": event_id,
+            "event": event.as_str(),
+            "createdAt": rfc3339(created_at),
+            "appId": app_id,
+            "data": data,
+        })
+        .to_string();
+        for endpoint in endpoints {
+            let delivery = NewWebhookDelivery {
+                event_id: event_id.clone(),
+                event: event.as_str().to_owned(),
+                endpoint: endpoint.url.clone(),
+                payload: payload.clone(),
+                created_at,
+            };
+            if let Err(error) = store.enqueue_webhook(&delivery).await {
+                tracing::warn!(%error, event = %event, "could not queue a webhook event");
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Completes when an event was queued since the last call.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+}
+
+fn event_id() -> Option<String> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(format!("evt_{}", URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// `sha256=<hex>` of HMAC-SHA256 over `body` with `secret`: the `X-Attestd-Signature` value.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    format!("sha256={}", hex::encode(hmac::sign(&key, body).as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_sha256_hex() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn repeating_events_fire_once_per_period() {
+        let hooks = Webhooks::new(&Config::new("sqlite::memory:"));
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let period = Duration::from_secs(60);
+        assert!(hooks.once_per("a".into(), period, now));
+        assert!(!hooks.once_per("a".into(), period, now + time::Duration::seconds(59)));
+        assert!(hooks.once_per("b".into(), period, now));
+        assert!(hooks.once_per("a".into(), period, now + time::Duration::seconds(60)));
+        assert!(!hooks.wants(WebhookEvent::DeviceNew));
+    }
+}
