@@ -5,10 +5,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::{
-    Challenge, CounterAdvance, CounterAnomaly, Decision, DecisionFilter, DecisionSummary,
-    DeliveryAttempt, DeliveryFilter, DeviceKey, FailureCount, FailureScope, KeyFilter, KeyId,
-    LoggedDecision, NewWebhookDelivery, PostgresStore, SigningKey, SqliteStore, Store, StoreError,
-    SummaryFilter, WebhookDelivery,
+    AssertionCommit, AssertionCommitted, CounterAdvance, CounterAnomaly, Decision, DecisionFilter,
+    DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceHistory, DeviceKey, FailureCount,
+    FailureScope, KeyFilter, KeyId, LoggedDecision, NewWebhookDelivery, PostgresStore, SigningKey,
+    SpentChallenge, SqliteStore, Store, StoreError, SummaryFilter, WebhookDelivery,
 };
 
 /// Connection settings shared by both backends.
@@ -98,21 +98,28 @@ impl Store for AnyStore {
         dispatch!(self.ping())
     }
 
-    async fn insert_challenge(&self, challenge: &Challenge) -> Result<(), StoreError> {
-        dispatch!(self.insert_challenge(challenge))
+    async fn spend_challenge(&self, challenge: SpentChallenge<'_>) -> Result<bool, StoreError> {
+        dispatch!(self.spend_challenge(challenge))
     }
 
-    async fn take_challenge(
+    async fn purge_spent_challenges(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        dispatch!(self.purge_spent_challenges(before))
+    }
+
+    async fn server_secret(
         &self,
-        value: &str,
-        app_id: &str,
+        name: &str,
+        candidate: &[u8],
         now: OffsetDateTime,
-    ) -> Result<Option<Challenge>, StoreError> {
-        dispatch!(self.take_challenge(value, app_id, now))
+    ) -> Result<Vec<u8>, StoreError> {
+        dispatch!(self.server_secret(name, candidate, now))
     }
 
-    async fn purge_expired_challenges(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        dispatch!(self.purge_expired_challenges(now))
+    async fn commit_assertion(
+        &self,
+        commit: AssertionCommit<'_>,
+    ) -> Result<AssertionCommitted, StoreError> {
+        dispatch!(self.commit_assertion(commit))
     }
 
     async fn insert_device_key(&self, key: &DeviceKey) -> Result<(), StoreError> {
@@ -121,6 +128,13 @@ impl Store for AnyStore {
 
     async fn device_key(&self, key_id: KeyId) -> Result<Option<DeviceKey>, StoreError> {
         dispatch!(self.device_key(key_id))
+    }
+
+    async fn device_key_with_history(
+        &self,
+        key_id: KeyId,
+    ) -> Result<Option<(DeviceKey, DeviceHistory)>, StoreError> {
+        dispatch!(self.device_key_with_history(key_id))
     }
 
     async fn advance_counter(

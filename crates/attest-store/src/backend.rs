@@ -17,49 +17,63 @@ macro_rules! impl_store_for {
                 Ok(())
             }
 
-            async fn insert_challenge(
+            async fn spend_challenge(
                 &self,
-                challenge: &$crate::Challenge,
-            ) -> Result<(), $crate::StoreError> {
-                sqlx::query($crate::sql::INSERT_CHALLENGE)
-                    .bind(challenge.value.as_str())
-                    .bind(challenge.app_id.as_str())
-                    .bind(challenge.purpose.as_str())
-                    .bind(challenge.key_id.as_ref().map(|id| id.as_slice()))
+                challenge: $crate::SpentChallenge<'_>,
+            ) -> Result<bool, $crate::StoreError> {
+                $crate::backend::check_nonce(challenge.nonce)?;
+                let done = sqlx::query($crate::sql::SPEND_CHALLENGE)
+                    .bind(challenge.nonce)
                     .bind($crate::rows::unix(challenge.expires_at))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
-                Ok(())
+                Ok(done.rows_affected() == 1)
             }
 
-            async fn take_challenge(
+            async fn purge_spent_challenges(
                 &self,
-                value: &str,
-                app_id: &str,
-                now: time::OffsetDateTime,
-            ) -> Result<Option<$crate::Challenge>, $crate::StoreError> {
-                sqlx::query_as::<_, $crate::rows::ChallengeRow>($crate::sql::TAKE_CHALLENGE)
-                    .bind(value)
-                    .bind(app_id)
-                    .bind($crate::rows::unix(now))
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err($crate::StoreError::from_sqlx)?
-                    .map($crate::Challenge::try_from)
-                    .transpose()
-            }
-
-            async fn purge_expired_challenges(
-                &self,
-                now: time::OffsetDateTime,
+                before: time::OffsetDateTime,
             ) -> Result<u64, $crate::StoreError> {
-                let done = sqlx::query($crate::sql::PURGE_EXPIRED_CHALLENGES)
-                    .bind($crate::rows::unix(now))
-                    .execute(&self.pool)
+                let done = sqlx::query($crate::sql::PURGE_SPENT_CHALLENGES)
+                    .bind($crate::rows::unix(before))
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 Ok(done.rows_affected())
+            }
+
+            async fn server_secret(
+                &self,
+                name: &str,
+                candidate: &[u8],
+                now: time::OffsetDateTime,
+            ) -> Result<Vec<u8>, $crate::StoreError> {
+                if candidate.len() < 32 {
+                    return Err($crate::StoreError::Invalid(format!(
+                        "a server secret of {} bytes (at least 32)",
+                        candidate.len()
+                    )));
+                }
+                sqlx::query($crate::sql::INSERT_SERVER_SECRET)
+                    .bind(name)
+                    .bind(candidate)
+                    .bind($crate::rows::unix(now))
+                    .execute(&self.writer)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                sqlx::query_scalar::<_, Vec<u8>>($crate::sql::SERVER_SECRET)
+                    .bind(name)
+                    .fetch_one(&self.writer)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)
+            }
+
+            async fn commit_assertion(
+                &self,
+                commit: $crate::AssertionCommit<'_>,
+            ) -> Result<$crate::AssertionCommitted, $crate::StoreError> {
+                self.commit_assertion_impl(commit).await
             }
 
             async fn insert_device_key(
@@ -90,7 +104,7 @@ macro_rules! impl_store_for {
                     .bind($crate::rows::count_to_db(key.counter_regressions)?)
                     .bind($crate::rows::count_to_db(key.replays)?)
                     .bind(key.revocation_reason.map(|reason| reason.as_str()))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 Ok(())
@@ -109,6 +123,22 @@ macro_rules! impl_store_for {
                     .transpose()
             }
 
+            async fn device_key_with_history(
+                &self,
+                key_id: $crate::KeyId,
+            ) -> Result<Option<($crate::DeviceKey, $crate::DeviceHistory)>, $crate::StoreError>
+            {
+                sqlx::query_as::<_, $crate::rows::DeviceKeyHistoryRow>(
+                    $crate::sql::DEVICE_KEY_WITH_HISTORY,
+                )
+                .bind(key_id.as_slice())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::StoreError::from_sqlx)?
+                .map(<($crate::DeviceKey, $crate::DeviceHistory)>::try_from)
+                .transpose()
+            }
+
             async fn advance_counter(
                 &self,
                 key_id: $crate::KeyId,
@@ -119,7 +149,7 @@ macro_rules! impl_store_for {
                     .bind(key_id.as_slice())
                     .bind(i64::from(new_counter))
                     .bind($crate::rows::unix(now))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 if done.rows_affected() > 0 {
@@ -131,16 +161,10 @@ macro_rules! impl_store_for {
                 let state =
                     sqlx::query_as::<_, $crate::rows::CounterStateRow>($crate::sql::COUNTER_STATE)
                         .bind(key_id.as_slice())
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.writer)
                         .await
                         .map_err($crate::StoreError::from_sqlx)?;
-                Ok(match state {
-                    None => $crate::CounterAdvance::UnknownKey,
-                    Some(state) if state.revoked_at.is_some() => $crate::CounterAdvance::Revoked,
-                    Some(state) => $crate::CounterAdvance::Replayed {
-                        stored: $crate::rows::counter_from_db(state.counter)?,
-                    },
-                })
+                $crate::backend::not_advanced(state)
             }
 
             async fn revoke_device_key(
@@ -151,7 +175,7 @@ macro_rules! impl_store_for {
                 let done = sqlx::query($crate::sql::REVOKE_DEVICE_KEY)
                     .bind(key_id.as_slice())
                     .bind($crate::rows::unix(now))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 $crate::backend::one_row_changed(done.rows_affected())
@@ -172,7 +196,7 @@ macro_rules! impl_store_for {
                     .bind(old_key.as_slice())
                     .bind(new_key.as_slice())
                     .bind($crate::rows::unix(now))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 $crate::backend::one_row_changed(done.rows_affected())
@@ -307,7 +331,7 @@ macro_rules! impl_store_for {
                     .bind(key.private_pkcs8.as_slice())
                     .bind($crate::rows::unix(key.created_at))
                     .bind(key.retired_at.map($crate::rows::unix))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 Ok(())
@@ -330,7 +354,7 @@ macro_rules! impl_store_for {
                 let done = sqlx::query($crate::sql::RETIRE_SIGNING_KEY)
                     .bind(kid)
                     .bind($crate::rows::unix(at))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 $crate::backend::one_row_changed(done.rows_affected())
@@ -347,5 +371,30 @@ pub(crate) fn one_row_changed(rows: u64) -> Result<(), crate::StoreError> {
         Err(crate::StoreError::NotFound)
     } else {
         Ok(())
+    }
+}
+
+/// Why [`crate::sql::ADVANCE_COUNTER`] changed nothing, from the key's counter state.
+pub(crate) fn not_advanced(
+    state: Option<crate::rows::CounterStateRow>,
+) -> Result<crate::CounterAdvance, crate::StoreError> {
+    Ok(match state {
+        None => crate::CounterAdvance::UnknownKey,
+        Some(state) if state.revoked_at.is_some() => crate::CounterAdvance::Revoked,
+        Some(state) => crate::CounterAdvance::Replayed {
+            stored: crate::rows::counter_from_db(state.counter)?,
+        },
+    })
+}
+
+/// Challenge nonces are 16 to 64 bytes (the schema's CHECK, reported as [`StoreError::Invalid`]).
+pub(crate) fn check_nonce(nonce: &[u8]) -> Result<(), crate::StoreError> {
+    if (16..=64).contains(&nonce.len()) {
+        Ok(())
+    } else {
+        Err(crate::StoreError::Invalid(format!(
+            "a challenge nonce of {} bytes (16 to 64)",
+            nonce.len()
+        )))
     }
 }

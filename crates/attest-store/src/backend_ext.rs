@@ -88,7 +88,7 @@ macro_rules! impl_store_ext_for {
                 };
                 let done = sqlx::query(statement)
                     .bind(key_id.as_slice())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 $crate::backend::one_row_changed(done.rows_affected())
@@ -104,7 +104,7 @@ macro_rules! impl_store_ext_for {
                     .bind(key_id.as_slice())
                     .bind($crate::rows::unix(idle_before))
                     .bind($crate::rows::unix(now))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 Ok(done.rows_affected() > 0)
@@ -118,7 +118,7 @@ macro_rules! impl_store_ext_for {
                 let done = sqlx::query($crate::sql::EXPIRE_IDLE_KEYS)
                     .bind($crate::rows::unix(idle_before))
                     .bind($crate::rows::unix(now))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 Ok(done.rows_affected())
@@ -129,10 +129,23 @@ macro_rules! impl_store_ext_for {
                 decision: &$crate::Decision,
             ) -> Result<i64, $crate::StoreError> {
                 let mut transaction = self
-                    .pool
+                    .writer
                     .begin()
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
+                let id = Self::insert_decision(&mut transaction, decision).await?;
+                transaction
+                    .commit()
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                Ok(id)
+            }
+
+            /// The decision and its reason codes, in the caller's transaction.
+            async fn insert_decision(
+                transaction: &mut sqlx::Transaction<'_, $db>,
+                decision: &$crate::Decision,
+            ) -> Result<i64, $crate::StoreError> {
                 let id = sqlx::query_scalar::<_, i64>($crate::sql::INSERT_DECISION)
                     .bind($crate::rows::unix(decision.at))
                     .bind(decision.app_id.as_str())
@@ -150,7 +163,7 @@ macro_rules! impl_store_ext_for {
                     .bind($crate::rows::flag_to_db(decision.would_deny))
                     .bind($crate::rows::reasons_to_json(&decision.reasons))
                     .bind($crate::rows::factors_to_json(&decision.factors))
-                    .fetch_one(&mut *transaction)
+                    .fetch_one(&mut **transaction)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 let mut codes: Vec<&str> =
@@ -161,15 +174,64 @@ macro_rules! impl_store_ext_for {
                     sqlx::query($crate::sql::INSERT_DECISION_REASON)
                         .bind(id)
                         .bind(code)
-                        .execute(&mut *transaction)
+                        .execute(&mut **transaction)
                         .await
                         .map_err($crate::StoreError::from_sqlx)?;
                 }
+                Ok(id)
+            }
+
+            /// Contract points 2 and 3 and the decision log, in one transaction on the writer.
+            async fn commit_assertion_impl(
+                &self,
+                commit: $crate::AssertionCommit<'_>,
+            ) -> Result<$crate::AssertionCommitted, $crate::StoreError> {
+                $crate::backend::check_nonce(commit.challenge.nonce)?;
+                let mut transaction = self
+                    .writer
+                    .begin()
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                let spent = sqlx::query($crate::sql::SPEND_CHALLENGE)
+                    .bind(commit.challenge.nonce)
+                    .bind($crate::rows::unix(commit.challenge.expires_at))
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                if spent.rows_affected() != 1 {
+                    // Dropping the transaction rolls it back; nothing was written.
+                    return Ok($crate::AssertionCommitted::ChallengeSpent);
+                }
+                let advanced = sqlx::query($crate::sql::ADVANCE_COUNTER)
+                    .bind(commit.key_id.as_slice())
+                    .bind(i64::from(commit.counter))
+                    .bind($crate::rows::unix(commit.seen_at))
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                if advanced.rows_affected() == 0 {
+                    let state = sqlx::query_as::<_, $crate::rows::CounterStateRow>(
+                        $crate::sql::COUNTER_STATE,
+                    )
+                    .bind(commit.key_id.as_slice())
+                    .fetch_optional(&mut *transaction)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                    // The challenge stays spent: it was presented with a valid signature.
+                    transaction
+                        .commit()
+                        .await
+                        .map_err($crate::StoreError::from_sqlx)?;
+                    return Ok($crate::AssertionCommitted::NotAdvanced(
+                        $crate::backend::not_advanced(state)?,
+                    ));
+                }
+                let decision_id = Self::insert_decision(&mut transaction, commit.decision).await?;
                 transaction
                     .commit()
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
-                Ok(id)
+                Ok($crate::AssertionCommitted::Accepted { decision_id })
             }
 
             async fn list_decisions_impl(
@@ -198,9 +260,10 @@ macro_rules! impl_store_ext_for {
                 scope: &$crate::FailureScope,
                 since: time::OffsetDateTime,
             ) -> Result<Vec<$crate::FailureCount>, $crate::StoreError> {
-                // Only the set filters are written out, so each subject uses its own index
-                // (decisions_by_key / _by_device / _by_ip; an OR of them becomes a union of index
-                // lookups) instead of a scan of the whole decision log.
+                // Only the set filters are written out, so each subject uses its own index (the
+                // partial decision_failures_by_key / _by_device / _by_ip / _by_app of migration
+                // 0102, which hold failures only; an OR of them becomes a union of index
+                // lookups) instead of a scan of the decision log.
                 let mut query = sqlx::QueryBuilder::<$db>::new($crate::sql::FAILURE_COUNTS);
                 query.push_bind($crate::rows::unix(since));
                 if let Some(app_id) = scope.app_id.as_deref() {
@@ -292,7 +355,7 @@ macro_rules! impl_store_ext_for {
                     .bind(delivery.endpoint.as_str())
                     .bind(delivery.payload.as_str())
                     .bind($crate::rows::unix(delivery.created_at))
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)
             }
@@ -308,7 +371,7 @@ macro_rules! impl_store_ext_for {
                         .bind($crate::rows::unix(now))
                         .bind($crate::rows::unix(lease_until))
                         .bind($crate::rows::page_limit(limit))
-                        .fetch_all(&self.pool)
+                        .fetch_all(&self.writer)
                         .await
                         .map_err($crate::StoreError::from_sqlx)?;
                 let mut claimed: Vec<$crate::WebhookDelivery> = $crate::rows::convert_all(rows)?;
@@ -342,7 +405,7 @@ macro_rules! impl_store_ext_for {
                     .bind(status.as_str())
                     .bind(next_attempt_at)
                     .bind(delivered_at)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 $crate::backend::one_row_changed(done.rows_affected())

@@ -24,9 +24,10 @@ pub use queries::{
     SummaryFilter,
 };
 pub use records::{
-    Challenge, ChallengePurpose, CounterAdvance, CounterAnomaly, Decision, DecisionFactor,
-    DecisionFilter, DecisionKind, DecisionReason, DeviceKey, Environment, KeyId, LoggedDecision,
-    MAX_PAGE_SIZE, Outcome, PolicyMode, RevocationReason, SigningKey, UnknownValue, whole_seconds,
+    AssertionCommit, AssertionCommitted, CounterAdvance, CounterAnomaly, Decision, DecisionFactor,
+    DecisionFilter, DecisionKind, DecisionReason, DeviceHistory, DeviceKey, Environment, KeyId,
+    LoggedDecision, MAX_PAGE_SIZE, Outcome, PolicyMode, RevocationReason, SigningKey,
+    SpentChallenge, UnknownValue, whole_seconds,
 };
 pub use refresh::{
     MAX_REFRESH_LABEL_LEN, ReceiptRefreshState, ReceiptUpdate, RefreshAttempt, RefreshCandidate,

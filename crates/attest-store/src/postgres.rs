@@ -17,6 +17,8 @@ const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 #[derive(Clone)]
 pub struct PostgresStore {
     pub(crate) pool: sqlx::PgPool,
+    /// The same pool: PostgreSQL takes concurrent writers itself.
+    pub(crate) writer: sqlx::PgPool,
 }
 
 impl PostgresStore {
@@ -39,7 +41,10 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(StoreError::from_migrate)?;
-        Ok(Self { pool })
+        Ok(Self {
+            writer: pool.clone(),
+            pool,
+        })
     }
 
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].

@@ -16,49 +16,54 @@ pub type KeyId = [u8; 32];
 /// return; bigger limits are lowered to it so one request cannot read a whole table.
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
-/// What a challenge may be spent on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChallengePurpose {
-    /// Registering a new key (the attestation's `clientDataHash` input).
-    Attestation,
-    /// Signing one request with an attested key (the assertion's `clientDataHash` input).
-    Assertion,
-}
-
-impl ChallengePurpose {
-    /// `attestation` or `assertion`, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Attestation => "attestation",
-            Self::Assertion => "assertion",
-        }
-    }
-}
-
-impl FromStr for ChallengePurpose {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "attestation" => Ok(Self::Attestation),
-            "assertion" => Ok(Self::Assertion),
-            _ => Err(UnknownValue("challenge purpose")),
-        }
-    }
-}
-
-/// A one-time challenge handed to an app.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
-    /// The random challenge text; unique across all apps.
-    pub value: String,
-    /// The App ID (`TEAMID.bundle.id`) the challenge was issued to.
-    pub app_id: String,
-    /// What the challenge may be spent on.
-    pub purpose: ChallengePurpose,
-    /// For assertion challenges bound to one key, that key.
-    pub key_id: Option<KeyId>,
-    /// The first instant at which the challenge is no longer valid.
+/// A challenge being spent (see [`crate::Store::spend_challenge`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpentChallenge<'a> {
+    /// The challenge's random nonce (16 to 64 bytes), unique across all apps.
+    pub nonce: &'a [u8],
+    /// When the challenge expires: the nonce is remembered at least until then.
     pub expires_at: OffsetDateTime,
+}
+
+/// An accepted assertion's writes, made in one transaction by
+/// [`crate::Store::commit_assertion`].
+#[derive(Debug, Clone, Copy)]
+pub struct AssertionCommit<'a> {
+    /// The challenge the assertion's client data carries.
+    pub challenge: SpentChallenge<'a>,
+    /// The key that signed.
+    pub key_id: KeyId,
+    /// The assertion's counter, which must be greater than the stored one.
+    pub counter: u32,
+    /// The request's time (the key's new `last_seen_at`).
+    pub seen_at: OffsetDateTime,
+    /// The decision to log if the assertion is accepted.
+    pub decision: &'a Decision,
+}
+
+/// What [`crate::Store::commit_assertion`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "only `Accepted` means the assertion may be accepted"]
+pub enum AssertionCommitted {
+    /// The challenge is spent, the counter advanced and the decision logged.
+    Accepted {
+        /// The logged decision's id.
+        decision_id: i64,
+    },
+    /// The challenge was spent before: nothing changed.
+    ChallengeSpent,
+    /// The challenge is now spent but the counter did not advance (never
+    /// [`CounterAdvance::Advanced`]); no decision was logged.
+    NotAdvanced(CounterAdvance),
+}
+
+/// The keys a device has had for one app (every key, revoked ones included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeviceHistory {
+    /// How many keys.
+    pub keys: u64,
+    /// When the first of them was attested.
+    pub first_seen: Option<OffsetDateTime>,
 }
 
 /// The App Attest environment a key was attested in.
@@ -499,9 +504,6 @@ mod tests {
 
     #[test]
     fn enumerations_round_trip_through_their_stored_text() {
-        for purpose in [ChallengePurpose::Attestation, ChallengePurpose::Assertion] {
-            assert_eq!(purpose.as_str().parse(), Ok(purpose));
-        }
         for environment in [Environment::Development, Environment::Production] {
             assert_eq!(environment.as_str().parse(), Ok(environment));
         }

@@ -447,7 +447,7 @@ macro_rules! impl_refresh_store_for {
                     .bind(enrollment.receipt_not_before.map($crate::refresh::unix))
                     .bind(enrollment.receipt_expires_at.map($crate::refresh::unix))
                     .bind($crate::refresh::unix(enrollment.enrolled_at))
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 Ok(done.rows_affected() > 0)
@@ -471,7 +471,7 @@ macro_rules! impl_refresh_store_for {
                     .bind($crate::refresh::unix(lease_until))
                     .bind(owner)
                     .bind($crate::refresh::page_limit(limit))
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 let mut claimed: Vec<$crate::refresh::ReceiptRefreshState> =
@@ -499,7 +499,7 @@ macro_rules! impl_refresh_store_for {
                     .bind($crate::refresh::unix(attempt.at))
                     .bind(attempt.status.as_str())
                     .bind(attempt.succeeded)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 Ok(done.rows_affected() > 0)
@@ -512,7 +512,7 @@ macro_rules! impl_refresh_store_for {
             ) -> Result<$crate::refresh::ReceiptUpdate, $crate::StoreError> {
                 $crate::refresh::check_metric(receipt.risk_metric)?;
                 let mut transaction = self
-                    .pool
+                    .writer
                     .begin()
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
@@ -568,7 +568,7 @@ macro_rules! impl_refresh_store_for {
                 $crate::refresh::check_label("lease owner", owner)?;
                 let done = sqlx::query($crate::refresh::sql::RELEASE)
                     .bind(owner)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 Ok(done.rows_affected())

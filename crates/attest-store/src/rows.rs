@@ -10,30 +10,29 @@ use serde_json::{Value, json};
 use crate::StoreError;
 use crate::queries::{FailureCount, OutcomeCount, ReasonCount};
 use crate::records::{
-    Challenge, Decision, DecisionFactor, DecisionReason, DeviceKey, KeyId, LoggedDecision,
+    Decision, DecisionFactor, DecisionReason, DeviceHistory, DeviceKey, KeyId, LoggedDecision,
     MAX_PAGE_SIZE, SigningKey,
 };
 use crate::webhook::WebhookDelivery;
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct ChallengeRow {
-    value: String,
-    app_id: String,
-    purpose: String,
-    key_id: Option<Vec<u8>>,
-    expires_at: i64,
+pub(crate) struct DeviceKeyHistoryRow {
+    #[sqlx(flatten)]
+    key: DeviceKeyRow,
+    history_keys: i64,
+    history_first_seen: Option<i64>,
 }
 
-impl TryFrom<ChallengeRow> for Challenge {
+impl TryFrom<DeviceKeyHistoryRow> for (DeviceKey, DeviceHistory) {
     type Error = StoreError;
-    fn try_from(row: ChallengeRow) -> Result<Self, StoreError> {
-        Ok(Self {
-            value: row.value,
-            app_id: row.app_id,
-            purpose: parse(&row.purpose)?,
-            key_id: row.key_id.map(key_id).transpose()?,
-            expires_at: time_from_unix(row.expires_at)?,
-        })
+    fn try_from(row: DeviceKeyHistoryRow) -> Result<Self, StoreError> {
+        let history = DeviceHistory {
+            keys: u64::try_from(row.history_keys).map_err(|_| {
+                StoreError::Corrupt(format!("key count {} out of range", row.history_keys))
+            })?,
+            first_seen: row.history_first_seen.map(time_from_unix).transpose()?,
+        };
+        Ok((DeviceKey::try_from(row.key)?, history))
     }
 }
 

@@ -17,16 +17,18 @@ macro_rules! device_key_columns {
 
 pub(crate) const PING: &str = "SELECT 1";
 
-pub(crate) const INSERT_CHALLENGE: &str = "INSERT INTO challenges \
-     (value, app_id, purpose, key_id, expires_at) VALUES ($1, $2, $3, $4, $5)";
+/// Contract point 2: the primary key lets exactly one INSERT of a nonce through.
+pub(crate) const SPEND_CHALLENGE: &str = "INSERT INTO spent_challenges (nonce, expires_at) \
+     VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING";
 
-/// Contract point 2: one statement finds and deletes the challenge, so only one caller can get
-/// the row back.
-pub(crate) const TAKE_CHALLENGE: &str = "DELETE FROM challenges \
-     WHERE value = $1 AND app_id = $2 AND expires_at > $3 \
-     RETURNING value, app_id, purpose, key_id, expires_at";
+pub(crate) const PURGE_SPENT_CHALLENGES: &str =
+    "DELETE FROM spent_challenges WHERE expires_at < $1";
 
-pub(crate) const PURGE_EXPIRED_CHALLENGES: &str = "DELETE FROM challenges WHERE expires_at <= $1";
+/// The first instance's secret wins; the others read it back with [`SERVER_SECRET`].
+pub(crate) const INSERT_SERVER_SECRET: &str = "INSERT INTO server_secrets \
+     (name, secret, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING";
+
+pub(crate) const SERVER_SECRET: &str = "SELECT secret FROM server_secrets WHERE name = $1";
 
 /// Contract point 1: a plain INSERT (no upsert); the primary key turns a second attestation of
 /// the same key id into a unique violation.
@@ -41,6 +43,17 @@ pub(crate) const DEVICE_KEY: &str = concat!(
     "SELECT ",
     device_key_columns!(),
     " FROM device_keys WHERE key_id = $1"
+);
+
+/// The key and, from the `device_keys_by_app_device` index alone, its device's history in its app.
+pub(crate) const DEVICE_KEY_WITH_HISTORY: &str = concat!(
+    "SELECT ",
+    device_key_columns!(),
+    ", (SELECT COUNT(*) FROM device_keys h WHERE h.app_id = k.app_id \
+        AND h.device_id = k.device_id) AS history_keys, \
+     (SELECT MIN(h.created_at) FROM device_keys h WHERE h.app_id = k.app_id \
+        AND h.device_id = k.device_id) AS history_first_seen \
+     FROM device_keys k WHERE k.key_id = $1"
 );
 
 /// Contract points 3 and 4: the comparison with the stored counter and the revocation check

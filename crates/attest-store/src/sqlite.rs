@@ -10,14 +10,21 @@ use crate::{StoreError, StoreOptions};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
-/// Connections for a file database: readers run in parallel under WAL, writers queue on the
-/// database lock (waiting up to the busy timeout), so a few connections are enough.
+/// Read connections for a file database: readers run in parallel under WAL.
 const DEFAULT_MAX_CONNECTIONS: u32 = 8;
 
 /// A [`Store`](crate::Store) on SQLite.
+///
+/// A file database has two pools: read-only connections for queries, and one connection for
+/// every write. SQLite lets one writer in at a time; with several writing connections the
+/// others would wait in SQLite's busy handler, which sleeps in steps of milliseconds, so under
+/// load most of the time went to sleeping. One writer connection turns that wait into an
+/// async queue in front of it, and transactions never fail with "database is locked" between
+/// attestd's own connections.
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(crate) pool: sqlx::SqlitePool,
+    pub(crate) writer: sqlx::SqlitePool,
 }
 
 impl SqliteStore {
@@ -29,40 +36,58 @@ impl SqliteStore {
     /// timeout. An in-memory database lives in one connection, which the pool keeps open.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let mut connect = SqliteConnectOptions::from_str(url)
+        let connect = SqliteConnectOptions::from_str(url)
             .map_err(|error| StoreError::InvalidUrl(Box::new(error)))?
             .busy_timeout(options.busy_timeout)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true);
-        let pool = if in_memory {
+        if in_memory {
             // Every connection to a shared in-memory database contends on table locks, which
             // fail at once instead of waiting for the busy timeout; and the database vanishes
-            // with its last connection. So: exactly one connection, never closed.
-            SqlitePoolOptions::new()
+            // with its last connection. So: exactly one connection, never closed, for reads
+            // and writes.
+            let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
-        } else {
-            connect = connect.journal_mode(SqliteJournalMode::Wal);
-            SqlitePoolOptions::new()
-                .max_connections(options.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS))
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(StoreError::from_sqlx)?;
+            migrate(&pool).await?;
+            return Ok(Self {
+                writer: pool.clone(),
+                pool,
+            });
         }
-        .acquire_timeout(options.acquire_timeout)
-        .connect_with(connect)
-        .await
-        .map_err(StoreError::from_sqlx)?;
-        MIGRATOR
-            .run(&pool)
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone().journal_mode(SqliteJournalMode::Wal))
             .await
-            .map_err(StoreError::from_migrate)?;
-        Ok(Self { pool })
+            .map_err(StoreError::from_sqlx)?;
+        migrate(&writer).await?;
+        // Opened after the writer has switched the file to WAL; read-only, so a write sent to
+        // the wrong pool fails loudly instead of contending with the writer.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.read_only(true))
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(Self { pool, writer })
     }
 
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
+}
+
+async fn migrate(pool: &sqlx::SqlitePool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await.map_err(StoreError::from_migrate)
 }
 
 impl fmt::Debug for SqliteStore {

@@ -5,9 +5,10 @@ use std::future::Future;
 use time::OffsetDateTime;
 
 use crate::{
-    Challenge, CounterAdvance, CounterAnomaly, Decision, DecisionFilter, DecisionSummary,
-    DeliveryAttempt, DeliveryFilter, DeviceKey, FailureCount, FailureScope, KeyFilter, KeyId,
-    LoggedDecision, NewWebhookDelivery, SigningKey, StoreError, SummaryFilter, WebhookDelivery,
+    AssertionCommit, AssertionCommitted, CounterAdvance, CounterAnomaly, Decision, DecisionFilter,
+    DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceHistory, DeviceKey, FailureCount,
+    FailureScope, KeyFilter, KeyId, LoggedDecision, NewWebhookDelivery, SigningKey, SpentChallenge,
+    StoreError, SummaryFilter, WebhookDelivery,
 };
 
 /// Persistent state of attestd: challenges, attested keys, the decision log and JWT signing
@@ -24,15 +25,18 @@ use crate::{
 ///    id that already exists fails with [`StoreError::Conflict`] and leaves the stored key
 ///    exactly as it was (public key, counter, receipt, revocation). A second attestation can
 ///    therefore never replace the public key or reset the counter of a known key.
-/// 2. **Challenges are single use.** [`take_challenge`](Store::take_challenge) deletes and
-///    returns the challenge in one statement (`DELETE ... RETURNING`). However many callers race
-///    for the same challenge, at most one receives it; every other caller, and every later
-///    call, gets `None`. A challenge is only taken by the App ID it was issued to and only
-///    before it expires (`expires_at > now`); an expired challenge is never returned.
-///    The caller must still check the returned [`purpose`](Challenge::purpose) and
-///    [`key_id`](Challenge::key_id): a challenge presented for the wrong purpose is consumed
-///    all the same, which fails closed.
-/// 3. **Counters only move forward.** [`advance_counter`](Store::advance_counter) stores the
+/// 2. **Challenges are single use.** The store never holds issued challenges (the server
+///    authenticates challenge values itself, with a MAC keyed by a
+///    [`server_secret`](Store::server_secret)); it remembers *spent* ones.
+///    [`spend_challenge`](Store::spend_challenge) inserts the challenge's nonce into a set whose
+///    primary key is the nonce, in one statement (`INSERT ... ON CONFLICT DO NOTHING`). However
+///    many callers race to spend the same nonce, exactly one gets `true`; every other caller, and
+///    every later call, gets `false` for as long as the nonce is remembered. A nonce is only
+///    forgotten by [`purge_spent_challenges`](Store::purge_spent_challenges) once its
+///    `expires_at` is past the time the caller passes, so the caller must refuse expired
+///    challenges before spending them and purge with a margin for clock skew between instances.
+/// 3. **Counters only move forward.** [`advance_counter`](Store::advance_counter) (and
+///    [`commit_assertion`](Store::commit_assertion), which runs the same UPDATE) stores the
 ///    new counter only if it is strictly greater than the stored one and the key is not revoked
 ///    (`UPDATE ... WHERE counter < new AND revoked_at IS NULL`). An equal or lower counter
 ///    (a replayed or cloned assertion) is rejected, and of concurrent requests carrying the
@@ -53,6 +57,11 @@ use crate::{
 /// Times are passed in by the caller (the store never reads the clock) and kept with
 /// one-second precision.
 ///
+/// [`commit_assertion`](Store::commit_assertion) runs points 2 and 3 and logs the decision in one
+/// transaction: an assertion is accepted with its challenge spent, its counter advanced and its
+/// decision logged, or its challenge spent alone (counter not advanced), or not at all
+/// (challenge spent before).
+///
 /// Decisions are recorded with their reasons in one transaction: a decision is logged with all
 /// of its reasons or not at all.
 ///
@@ -64,28 +73,37 @@ pub trait Store: Send + Sync {
     /// Checks that the database answers (for `/readyz`).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Stores a new challenge. Fails with [`StoreError::Conflict`] if one with the same value
-    /// exists.
-    fn insert_challenge(
+    /// Spends the challenge whose nonce is `challenge.nonce`: `true` the first time, `false`
+    /// if it was spent before. See the contract, point 2.
+    fn spend_challenge(
         &self,
-        challenge: &Challenge,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        challenge: SpentChallenge<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Atomically removes and returns the challenge `value` issued to `app_id`, if it has not
-    /// expired at `now`. Returns `None` if it does not exist, belongs to another app, has
-    /// expired or was already taken. See the contract, point 2.
-    fn take_challenge(
+    /// Forgets spent challenges that expired before `before`; returns how many. Pass a time
+    /// well behind the clock of every instance (their challenges must be refused as expired by
+    /// then).
+    fn purge_spent_challenges(
         &self,
-        value: &str,
-        app_id: &str,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Option<Challenge>, StoreError>> + Send;
-
-    /// Deletes challenges that have expired at `now`; returns how many.
-    fn purge_expired_challenges(
-        &self,
-        now: OffsetDateTime,
+        before: OffsetDateTime,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The secret named `name` shared by every instance of the database: stores `candidate`
+    /// (at least 32 bytes) if there is none yet, and returns the stored one.
+    fn server_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<u8>, StoreError>> + Send;
+
+    /// An accepted assertion's writes in one transaction: spends its challenge (point 2),
+    /// advances its key's counter (point 3) and logs `commit.decision`. See
+    /// [`AssertionCommitted`] for what happened.
+    fn commit_assertion(
+        &self,
+        commit: AssertionCommit<'_>,
+    ) -> impl Future<Output = Result<AssertionCommitted, StoreError>> + Send;
 
     /// Stores a newly attested key. Fails with [`StoreError::Conflict`] if the key id exists,
     /// leaving the stored key untouched. See the contract, point 1.
@@ -99,6 +117,12 @@ pub trait Store: Send + Sync {
         &self,
         key_id: KeyId,
     ) -> impl Future<Output = Result<Option<DeviceKey>, StoreError>> + Send;
+
+    /// The key with this id and the history of its device in its app, in one query.
+    fn device_key_with_history(
+        &self,
+        key_id: KeyId,
+    ) -> impl Future<Output = Result<Option<(DeviceKey, DeviceHistory)>, StoreError>> + Send;
 
     /// Atomically raises the key's counter to `new_counter` if that is greater than the stored
     /// counter and the key is not revoked; then also sets `last_seen_at` to `now` and counts

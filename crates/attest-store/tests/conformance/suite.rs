@@ -8,8 +8,9 @@ pub use crate::suite_ext::*;
 pub use crate::suite_webhooks::*;
 
 use attest_store::{
-    Challenge, ChallengePurpose, CounterAdvance, Decision, DecisionFilter, DeviceKey, Environment,
-    KeyId, Outcome, RevocationReason, SigningKey, Store, StoreError,
+    AssertionCommit, AssertionCommitted, CounterAdvance, Decision, DecisionFilter, DeviceHistory,
+    DeviceKey, Environment, KeyId, Outcome, RevocationReason, SigningKey, SpentChallenge, Store,
+    StoreError,
 };
 use serde_json::json;
 use time::macros::datetime;
@@ -49,16 +50,6 @@ pub(crate) fn device_key(seed: u8, app_id: &str, created_at: OffsetDateTime) -> 
         counter_regressions: 0,
         replays: 0,
         revocation_reason: None,
-    }
-}
-
-fn challenge(value: &str, app_id: &str, expires_at: OffsetDateTime) -> Challenge {
-    Challenge {
-        value: value.to_owned(),
-        app_id: app_id.to_owned(),
-        purpose: ChallengePurpose::Attestation,
-        key_id: None,
-        expires_at,
     }
 }
 
@@ -158,150 +149,300 @@ pub async fn unknown_key_is_absent<S: Store>(store: S) {
     assert_eq!(store.device_key(key_id(9)).await.expect("read"), None);
 }
 
-pub async fn challenge_is_taken_once<S: Store>(store: S) {
-    let mut issued = challenge("once", APP, T0 + Duration::minutes(5));
-    issued.purpose = ChallengePurpose::Assertion;
-    issued.key_id = Some(key_id(1));
-    store.insert_challenge(&issued).await.expect("insert");
-
-    let first = store
-        .take_challenge("once", APP, T0)
-        .await
-        .expect("first take");
-    assert_eq!(first, Some(issued));
-    let second = store
-        .take_challenge("once", APP, T0)
-        .await
-        .expect("second take");
-    assert_eq!(second, None);
+fn spent(nonce: &[u8], expires_at: OffsetDateTime) -> SpentChallenge<'_> {
+    SpentChallenge { nonce, expires_at }
 }
 
-pub async fn expired_challenge_is_not_taken<S: Store>(store: S) {
-    let expires_at = T0 + Duration::seconds(60);
-    store
-        .insert_challenge(&challenge("expiring", APP, expires_at))
-        .await
-        .expect("insert");
-
-    // `expires_at` is the first instant the challenge is invalid.
-    for late in [
-        expires_at,
-        expires_at + Duration::seconds(1),
-        expires_at + Duration::days(365),
-    ] {
-        let taken = store
-            .take_challenge("expiring", APP, late)
+pub async fn challenge_is_spent_once<S: Store>(store: S) {
+    let nonce = [7u8; 16];
+    let expires_at = T0 + Duration::minutes(5);
+    assert!(
+        store
+            .spend_challenge(spent(&nonce, expires_at))
             .await
-            .expect("late take");
-        assert_eq!(taken, None, "taken at {late}");
-    }
-    let in_time = store
-        .take_challenge("expiring", APP, expires_at - Duration::seconds(1))
-        .await
-        .expect("take in time");
+            .expect("first spend")
+    );
     assert!(
-        in_time.is_some(),
-        "a failed late take must not consume the challenge"
+        !store
+            .spend_challenge(spent(&nonce, expires_at))
+            .await
+            .expect("second spend")
+    );
+    // Another expiry does not make the same nonce new again.
+    assert!(
+        !store
+            .spend_challenge(spent(&nonce, expires_at + Duration::days(1)))
+            .await
+            .expect("third spend")
+    );
+    assert!(
+        store
+            .spend_challenge(spent(&[8u8; 16], expires_at))
+            .await
+            .expect("other nonce")
     );
 }
 
-pub async fn challenge_is_not_taken_by_another_app<S: Store>(store: S) {
-    store
-        .insert_challenge(&challenge("mine", APP, T0 + Duration::minutes(5)))
-        .await
-        .expect("insert");
-    let stolen = store
-        .take_challenge("mine", OTHER_APP, T0)
-        .await
-        .expect("take");
-    assert_eq!(stolen, None);
-    let mine = store.take_challenge("mine", APP, T0).await.expect("take");
-    assert!(
-        mine.is_some(),
-        "the other app's attempt must not consume the challenge"
-    );
-}
-
-pub async fn concurrent_takes_hand_the_challenge_to_exactly_one_caller<S>(store: S)
+pub async fn concurrent_spends_let_exactly_one_caller_through<S>(store: S)
 where
     S: Store + Clone + 'static,
 {
-    store
-        .insert_challenge(&challenge("contested", APP, T0 + Duration::minutes(5)))
-        .await
-        .expect("insert");
     let start = Arc::new(Barrier::new(RACERS));
     let mut racers = Vec::new();
     for _ in 0..RACERS {
         let (store, start) = (store.clone(), Arc::clone(&start));
         racers.push(tokio::spawn(async move {
             start.wait().await;
-            store.take_challenge("contested", APP, T0).await
+            store
+                .spend_challenge(spent(&[9u8; 16], T0 + Duration::minutes(5)))
+                .await
         }));
     }
     let mut winners = 0;
     for racer in racers {
-        if racer.await.expect("task").expect("take").is_some() {
+        if racer.await.expect("task").expect("spend") {
             winners += 1;
         }
     }
     assert_eq!(winners, 1);
 }
 
-pub async fn inserting_an_existing_challenge_fails<S: Store>(store: S) {
-    store
-        .insert_challenge(&challenge("dup", APP, T0 + Duration::minutes(5)))
-        .await
-        .expect("insert");
-    let error = store
-        .insert_challenge(&challenge("dup", OTHER_APP, T0 + Duration::days(5)))
-        .await
-        .expect_err("duplicate value");
-    assert!(matches!(error, StoreError::Conflict), "{error:?}");
-    let kept = store.take_challenge("dup", APP, T0).await.expect("take");
-    assert_eq!(kept, Some(challenge("dup", APP, T0 + Duration::minutes(5))));
-}
-
-pub async fn purge_removes_only_expired_challenges<S: Store>(store: S) {
-    for (value, expires_at) in [
-        ("expired", T0 - Duration::seconds(1)),
-        ("expires-now", T0),
-        ("live", T0 + Duration::seconds(1)),
+pub async fn purge_forgets_only_challenges_expired_before_the_bound<S: Store>(store: S) {
+    for (seed, expires_at) in [
+        (1u8, T0 - Duration::seconds(1)),
+        (2, T0),
+        (3, T0 + Duration::seconds(1)),
     ] {
-        store
-            .insert_challenge(&challenge(value, APP, expires_at))
-            .await
-            .expect("insert");
+        assert!(
+            store
+                .spend_challenge(spent(&[seed; 16], expires_at))
+                .await
+                .expect("spend")
+        );
     }
-    assert_eq!(store.purge_expired_challenges(T0).await.expect("purge"), 2);
+    assert_eq!(store.purge_spent_challenges(T0).await.expect("purge"), 1);
     assert_eq!(
-        store
-            .purge_expired_challenges(T0)
-            .await
-            .expect("purge again"),
+        store.purge_spent_challenges(T0).await.expect("purge again"),
         0
     );
-    let early = T0 - Duration::minutes(1);
-    assert_eq!(
-        store
-            .take_challenge("expired", APP, early)
-            .await
-            .expect("take"),
-        None
-    );
-    assert_eq!(
-        store
-            .take_challenge("expires-now", APP, early)
-            .await
-            .expect("take"),
-        None
-    );
+    // Forgotten: (the server refuses it as expired before it gets here).
     assert!(
         store
-            .take_challenge("live", APP, early)
+            .spend_challenge(spent(&[1; 16], T0))
             .await
-            .expect("take")
-            .is_some()
+            .expect("spend")
+    );
+    // Remembered: its expiry is not before the bound.
+    for seed in [2u8, 3] {
+        assert!(
+            !store
+                .spend_challenge(spent(&[seed; 16], T0))
+                .await
+                .expect("spend")
+        );
+    }
+}
+
+pub async fn malformed_nonces_are_refused<S: Store>(store: S) {
+    for nonce in [&[][..], &[1u8; 15][..], &[1u8; 65][..]] {
+        let error = store
+            .spend_challenge(spent(nonce, T0))
+            .await
+            .expect_err("nonce of the wrong length");
+        assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+    }
+}
+
+pub async fn the_first_server_secret_wins<S: Store>(store: S) {
+    let first = store
+        .server_secret("challenge-mac", &[1u8; 32], T0)
+        .await
+        .expect("first");
+    assert_eq!(first, vec![1u8; 32]);
+    let second = store
+        .server_secret("challenge-mac", &[2u8; 48], T0 + Duration::hours(1))
+        .await
+        .expect("second");
+    assert_eq!(
+        second, first,
+        "an instance starting later reads the stored secret"
+    );
+    let other = store
+        .server_secret("other", &[3u8; 32], T0)
+        .await
+        .expect("other name");
+    assert_eq!(other, vec![3u8; 32]);
+    let error = store
+        .server_secret("short", &[4u8; 31], T0)
+        .await
+        .expect_err("short secret");
+    assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+}
+
+pub async fn an_assertion_commits_challenge_counter_and_decision_together<S: Store>(store: S) {
+    store
+        .insert_device_key(&device_key(1, APP, T0))
+        .await
+        .expect("insert");
+    let logged = decision(T0, APP, Some(1), Outcome::Allow);
+    let commit = |nonce: &'static [u8], counter| AssertionCommit {
+        challenge: spent(nonce, T0 + Duration::minutes(5)),
+        key_id: key_id(1),
+        counter,
+        seen_at: T0 + Duration::seconds(30),
+        decision: &logged,
+    };
+    let accepted = store
+        .commit_assertion(commit(&[1; 16], 3))
+        .await
+        .expect("commit");
+    assert!(
+        matches!(accepted, AssertionCommitted::Accepted { .. }),
+        "{accepted:?}"
+    );
+    let key = stored_key(&store, 1).await;
+    assert_eq!((key.counter, key.assertion_count), (3, 1));
+    assert_eq!(key.last_seen_at, T0 + Duration::seconds(30));
+    let decisions = store
+        .list_decisions(&DecisionFilter::default(), 10)
+        .await
+        .expect("decisions");
+    assert_eq!(decisions.len(), 1);
+
+    // A spent challenge: nothing changes, not even with a higher counter.
+    let again = store
+        .commit_assertion(commit(&[1; 16], 4))
+        .await
+        .expect("commit");
+    assert_eq!(again, AssertionCommitted::ChallengeSpent);
+    assert_eq!(stored_key(&store, 1).await.counter, 3);
+
+    // A replayed counter with a fresh challenge: the challenge is spent, nothing else.
+    let replay = store
+        .commit_assertion(commit(&[2; 16], 3))
+        .await
+        .expect("commit");
+    assert_eq!(
+        replay,
+        AssertionCommitted::NotAdvanced(CounterAdvance::Replayed { stored: 3 })
+    );
+    assert!(
+        !store
+            .spend_challenge(spent(&[2; 16], T0))
+            .await
+            .expect("spend")
+    );
+    let key = stored_key(&store, 1).await;
+    assert_eq!((key.counter, key.assertion_count), (3, 1));
+    let decisions = store
+        .list_decisions(&DecisionFilter::default(), 10)
+        .await
+        .expect("decisions");
+    assert_eq!(decisions.len(), 1, "only the accepted assertion was logged");
+
+    store
+        .revoke_device_key(key_id(1), T0)
+        .await
+        .expect("revoke");
+    let revoked = store
+        .commit_assertion(commit(&[3; 16], 9))
+        .await
+        .expect("commit");
+    assert_eq!(
+        revoked,
+        AssertionCommitted::NotAdvanced(CounterAdvance::Revoked)
+    );
+    let unknown = AssertionCommit {
+        key_id: key_id(2),
+        ..commit(&[4; 16], 9)
+    };
+    assert_eq!(
+        store.commit_assertion(unknown).await.expect("commit"),
+        AssertionCommitted::NotAdvanced(CounterAdvance::UnknownKey)
+    );
+}
+
+pub async fn concurrent_assertion_commits_with_the_same_counter_let_exactly_one_through<S>(store: S)
+where
+    S: Store + Clone + 'static,
+{
+    store
+        .insert_device_key(&device_key(1, APP, T0))
+        .await
+        .expect("insert");
+    let start = Arc::new(Barrier::new(RACERS));
+    let mut racers = Vec::new();
+    for racer in 0..RACERS {
+        let (store, start) = (store.clone(), Arc::clone(&start));
+        racers.push(tokio::spawn(async move {
+            let logged = decision(T0, APP, Some(1), Outcome::Allow);
+            // Every racer has its own fresh challenge; only the counter is contested.
+            let nonce = [u8::try_from(racer).expect("small"); 16];
+            start.wait().await;
+            store
+                .commit_assertion(AssertionCommit {
+                    challenge: spent(&nonce, T0 + Duration::minutes(5)),
+                    key_id: key_id(1),
+                    counter: 1,
+                    seen_at: T0,
+                    decision: &logged,
+                })
+                .await
+        }));
+    }
+    let mut accepted = 0;
+    for racer in racers {
+        match racer.await.expect("task").expect("commit") {
+            AssertionCommitted::Accepted { .. } => accepted += 1,
+            other => assert_eq!(
+                other,
+                AssertionCommitted::NotAdvanced(CounterAdvance::Replayed { stored: 1 })
+            ),
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!(stored_key(&store, 1).await.assertion_count, 1);
+}
+
+pub async fn a_key_comes_with_its_device_history<S: Store>(store: S) {
+    let mut keys = Vec::new();
+    for (seed, app, created) in [
+        (1u8, APP, T0),
+        (2, APP, T0 - Duration::days(3)),
+        (3, OTHER_APP, T0 - Duration::days(9)),
+        (4, APP, T0 + Duration::days(1)),
+    ] {
+        let mut key = device_key(seed, app, created);
+        if seed != 4 {
+            key.device_id = "shared-device".to_owned();
+        }
+        store.insert_device_key(&key).await.expect("insert");
+        keys.push(key);
+    }
+    store
+        .revoke_device_key(key_id(2), T0)
+        .await
+        .expect("revoke");
+    let (key, history) = store
+        .device_key_with_history(key_id(1))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(key, keys[0]);
+    // Keys 1 and 2 (revoked ones count); key 3 is another app's, key 4 another device's.
+    assert_eq!(
+        history,
+        DeviceHistory {
+            keys: 2,
+            first_seen: Some(T0 - Duration::days(3))
+        }
+    );
+    assert_eq!(
+        store
+            .device_key_with_history(key_id(9))
+            .await
+            .expect("read"),
+        None
     );
 }
 
