@@ -34,7 +34,11 @@ async fn registers_a_key_then_accepts_assertions_over_issued_challenges(db: &Db)
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let text = challenge["challenge"].as_str().unwrap();
-    assert_eq!(URL_SAFE_NO_PAD.decode(text).unwrap().len(), 32);
+    assert_eq!(
+        URL_SAFE_NO_PAD.decode(text).unwrap().len(),
+        42,
+        "version, nonce, expiry, flags, tag"
+    );
     assert_eq!(challenge["expiresIn"], 300);
     assert!(challenge["expiresAt"].as_str().unwrap().ends_with('Z'));
 

@@ -9,6 +9,7 @@
 //! tests call [`run`] directly with a [`Config`] and a listener bound to `127.0.0.1:0`.
 
 pub mod apple;
+mod challenge;
 pub mod config;
 mod context;
 mod dto;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use attest_core::apple::AppleError;
 use attest_store::{AnyStore, Store, StoreError, StoreOptions};
 use aws_lc_rs::digest;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use tokio::net::TcpListener;
 
 pub use config::{
@@ -49,6 +51,10 @@ use tokens::{TokenError, Tokens};
 /// How often signing keys are re-read, so that a rotation on one node reaches the JWKS of the
 /// others.
 const SIGNING_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long a spent challenge is remembered after it expired: far more than any clock skew
+/// between instances.
+const SPENT_CHALLENGE_GRACE: time::Duration = time::Duration::HOUR;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +74,9 @@ pub enum ServeError {
     /// The JWT signing keys could not be loaded or created.
     #[error("signing keys: {0}")]
     Tokens(#[from] TokenError),
+    /// The system random number generator failed.
+    #[error("the system random number generator failed")]
+    Random,
     /// Binding or serving failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
@@ -128,8 +137,10 @@ pub async fn run(
     let apps = Apps::new(&config)?;
     let tokens = Tokens::load_or_create(&store).await?;
     let apple = apple::Apple::new(&config)?;
+    let challenges = challenge_key(&store).await?;
     let state = Arc::new(AppState {
         apple,
+        challenges,
         keys: KeyCache::new(config.key_cache_capacity),
         metrics: telemetry::metrics_handle(),
         webhooks: webhooks::Webhooks::new(&config),
@@ -222,7 +233,20 @@ fn warn_about_danger_roots(config: &Config) {
     }
 }
 
-/// Background upkeep: purge expired challenges, expire idle keys, pick up signing keys rotated
+/// The challenge MAC key every instance of the database shares: the first one to start draws
+/// it.
+async fn challenge_key(store: &AnyStore) -> Result<challenge::ChallengeKey, ServeError> {
+    let mut candidate = [0u8; challenge::SECRET_LEN];
+    SystemRandom::new()
+        .fill(&mut candidate)
+        .map_err(|_| ServeError::Random)?;
+    let secret = store
+        .server_secret(challenge::SECRET_NAME, &candidate, flows::now())
+        .await?;
+    Ok(challenge::ChallengeKey::new(&secret))
+}
+
+/// Background upkeep: purge spent challenges long expired, expire idle keys, pick up signing keys rotated
 /// elsewhere.
 async fn maintain(state: Arc<AppState>) {
     let mut purge = tokio::time::interval(state.config.maintenance_interval);
@@ -231,10 +255,13 @@ async fn maintain(state: Arc<AppState>) {
         tokio::select! {
             _ = purge.tick() => {
                 let now = flows::now();
-                match state.store.purge_expired_challenges(now).await {
+                // Instances' clocks may disagree: a challenge is remembered for a margin after
+                // it expired, so an instance whose clock is behind still finds it spent.
+                let before = now - SPENT_CHALLENGE_GRACE;
+                match state.store.purge_spent_challenges(before).await {
                     Ok(0) => {}
-                    Ok(purged) => tracing::debug!(purged, "expired challenges deleted"),
-                    Err(error) => tracing::warn!(%error, "could not purge expired challenges"),
+                    Ok(purged) => tracing::debug!(purged, "spent challenges forgotten"),
+                    Err(error) => tracing::warn!(%error, "could not purge spent challenges"),
                 }
                 expire_idle_keys(&state, now).await;
             }

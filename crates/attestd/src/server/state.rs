@@ -36,6 +36,8 @@ pub struct AppState {
     pub apple: super::apple::Apple,
     /// Webhook endpoints and event detection.
     pub webhooks: Webhooks,
+    /// Issues and checks challenge values.
+    pub challenges: super::challenge::ChallengeKey,
 }
 
 /// One accepted app and the verifier that applies to it.

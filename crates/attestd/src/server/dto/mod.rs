@@ -52,9 +52,10 @@ pub struct ChallengeRequest {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChallengeResponse {
-    /// base64url (no padding) of 32 random bytes. Hash its UTF-8 text with SHA-256 to get the
-    /// clientDataHash for `attestKey`, or send it as (or inside) the assertion payload.
-    #[schema(example = "q0uCW4z5xU1yOZ6hgtlw8d5oTqg7qFJ8fa8sSX3Ijh8")]
+    /// Opaque, 56 characters of base64url (a random nonce, the expiry and an HMAC tag). Hash
+    /// its UTF-8 text with SHA-256 to get the clientDataHash for `attestKey`, or send it as (or
+    /// inside) the assertion payload.
+    #[schema(example = "AQ4wYq1n0bJxkP2cT7vLhVQAAAAAaSNEiAF4l2n8W0pC1y2mZ6u3Qx9sRkA")]
     pub challenge: String,
     /// RFC 3339 expiry time.
     pub expires_at: String,

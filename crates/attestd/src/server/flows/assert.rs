@@ -1,24 +1,35 @@
 //! Accepting an assertion: the key must be known, live (not revoked, superseded or expired) and
 //! its counter must move forward; a counter that went backwards is told apart from a replay.
+//!
+//! The hot path costs two database round trips besides the risk signals: one read (the key
+//! with its device's history) and one write transaction (challenge spent, counter advanced,
+//! decision logged: [`Store::commit_assertion`]). The decision is made before that
+//! transaction, on the key as the transaction will leave it; if the transaction does not
+//! advance the counter (a concurrent request won), the request is refused and decided again
+//! as a failure.
 
 use std::sync::Arc;
 
 use attest_core::apple::assertion::{AssertionRequest, hash_client_data, verify_assertion};
 use attest_core::apple::{AppleError, KeyId};
 use attest_store::{
-    ChallengePurpose, CounterAdvance, CounterAnomaly, DecisionKind, DeviceKey, KeyFilter,
-    MAX_PAGE_SIZE, RevocationReason, Store, whole_seconds,
+    AssertionCommit, AssertionCommitted, CounterAdvance, CounterAnomaly, DecisionKind,
+    DeviceHistory, DeviceKey, RevocationReason, SpentChallenge, Store, whole_seconds,
 };
 use time::OffsetDateTime;
 
 use super::{
-    IssuedChallenge, challenge_in_payload, conclude, decide_verified, issue_challenge, now, refuse,
+    IssuedChallenge, challenge_in_payload, decide_verified, denial, issue_challenge, now,
+    open_challenge, refuse,
 };
+use crate::server::challenge::{ChallengePurpose, OpenedChallenge};
 use crate::server::context::RequestContext;
 use crate::server::error::ApiError;
 use crate::server::risk::gather::{Subject, to_time};
+use crate::server::risk::record::{Entry, after_logging, log_entry};
 use crate::server::risk::{Verdict, client_time};
 use crate::server::state::{App, AppState};
+use crate::server::telemetry::count_verification;
 
 /// What [`assert`] needs from the request.
 #[derive(Debug)]
@@ -55,14 +66,15 @@ pub async fn assert(
     input: AssertInput<'_>,
 ) -> Result<Asserted, ApiError> {
     let started = now();
-    let Some(mut key) = state.store.device_key(input.key_id.0).await? else {
+    let Some((mut key, history)) = state.store.device_key_with_history(input.key_id.0).await?
+    else {
         let subject = Subject {
             kind: DecisionKind::Assertion,
             app: None,
             key_id: Some(input.key_id),
             key: None,
             attesting: false,
-            device_keys: &[],
+            history: DeviceHistory::default(),
             device_id: None,
             user_id: None,
             context: &input.context,
@@ -71,60 +83,113 @@ pub async fn assert(
         return Err(refuse(state, route, &subject, ApiError::KeyUnknown, started).await);
     };
     let app = state.apps.get(&key.app_id).map(Arc::clone);
-    let device_keys = state
-        .store
-        .find_device_keys(
-            &KeyFilter {
-                app_id: Some(key.app_id.clone()),
-                device_id: Some(key.device_id.clone()),
-                ..KeyFilter::default()
-            },
-            MAX_PAGE_SIZE,
-        )
-        .await?;
-    let accepted = accept(state, app.as_deref(), &mut key, &input, started).await;
-    let subject = Subject {
-        kind: DecisionKind::Assertion,
-        app: app.as_deref(),
-        key_id: Some(input.key_id),
-        key: Some(&key),
-        attesting: false,
-        device_keys: &device_keys,
-        device_id: Some(&key.device_id),
-        user_id: key.user_id.as_deref(),
-        context: &input.context,
-        client_time: client_time(input.payload),
-    };
-    let (app, counter) = match (app.as_deref(), accepted) {
-        (Some(app), Ok(counter)) => (app, counter),
-        (_, Err(error)) => return Err(refuse(state, route, &subject, error, started).await),
+    let checked = check(state, app.as_deref(), &mut key, &input, started).await;
+    let (app, (counter, challenge)) = match (app.as_deref(), checked) {
+        (Some(app), Ok(checked)) => (app, checked),
+        (_, Err(error)) => {
+            let subject = subject_of(app.as_deref(), &key, history, &input);
+            return Err(refuse(state, route, &subject, error, started).await);
+        }
         (None, Ok(_)) => return Err(ApiError::Internal),
     };
+
+    // Decide on the key as the commit leaves it.
+    let seen = whole_seconds(started);
+    let mut advanced = key.clone();
+    advanced.counter = counter;
+    advanced.assertion_count = advanced.assertion_count.saturating_add(1);
+    advanced.last_seen_at = seen;
+    let subject = subject_of(Some(app), &advanced, history, &input);
     let (verdict, _) = decide_verified(state, app, &subject, started).await?;
+    let entry = Entry {
+        route,
+        subject: &subject,
+        code: "ok",
+        verdict: &verdict,
+        now: started,
+    };
+    let decision = log_entry(&entry);
+    let committed = state
+        .store
+        .commit_assertion(AssertionCommit {
+            challenge: SpentChallenge {
+                nonce: &challenge.nonce,
+                expires_at: challenge.expires_at,
+            },
+            key_id: input.key_id.0,
+            counter,
+            seen_at: seen,
+            decision: &decision,
+        })
+        .await?;
+    let refusal = match committed {
+        AssertionCommitted::Accepted { .. } => None,
+        refused => {
+            Some(match refused {
+                AssertionCommitted::ChallengeSpent => ApiError::ChallengeInvalid,
+                // Another request advanced the counter since the key was read.
+                AssertionCommitted::NotAdvanced(CounterAdvance::Replayed { stored }) => {
+                    key.counter = stored;
+                    anomaly(state, &mut key, counter, stored).await
+                }
+                AssertionCommitted::NotAdvanced(CounterAdvance::Revoked) => ApiError::KeyRevoked,
+                AssertionCommitted::NotAdvanced(CounterAdvance::UnknownKey) => ApiError::KeyUnknown,
+                AssertionCommitted::Accepted { .. }
+                | AssertionCommitted::NotAdvanced(CounterAdvance::Advanced) => ApiError::Internal,
+            })
+        }
+    };
+    if let Some(error) = refusal {
+        let subject = subject_of(Some(app), &key, history, &input);
+        return Err(refuse(state, route, &subject, error, started).await);
+    }
+    count_verification(DecisionKind::Assertion.as_str(), "ok");
+    after_logging(state, &entry).await;
     if verdict.denied() {
-        // Returns the denial; the counter has advanced (it must never go back).
-        conclude(state, route, &subject, &verdict, started).await?;
+        // The counter has advanced (it must never go back); no next challenge.
+        return Err(denial(&verdict));
     }
     let next_challenge =
-        issue_challenge(state, app, ChallengePurpose::Assertion, Some(input.key_id)).await?;
-    conclude(state, route, &subject, &verdict, started).await?;
+        issue_challenge(state, app, ChallengePurpose::Assertion, Some(input.key_id))?;
     Ok(Asserted {
-        device: key,
+        device: advanced,
         counter,
         next_challenge,
         verdict,
     })
 }
 
-/// The checks, in order; on success `key` holds the advanced counter. Counter anomalies are
-/// recorded on the key (and in `key`).
-async fn accept(
+/// What the risk evaluation of an assertion is about.
+fn subject_of<'a>(
+    app: Option<&'a App>,
+    key: &'a DeviceKey,
+    history: DeviceHistory,
+    input: &'a AssertInput<'_>,
+) -> Subject<'a> {
+    Subject {
+        kind: DecisionKind::Assertion,
+        app,
+        key_id: Some(input.key_id),
+        key: Some(key),
+        attesting: false,
+        history,
+        device_id: Some(&key.device_id),
+        user_id: key.user_id.as_deref(),
+        context: &input.context,
+        client_time: client_time(input.payload),
+    }
+}
+
+/// The checks that need no write, in order: app, liveness, signature and counter against the
+/// stored key, and the challenge the client data carries (authentic, for this app and key, not
+/// expired; spent by the commit). Counter anomalies are recorded on the key (and in `key`).
+async fn check(
     state: &AppState,
     app: Option<&App>,
     key: &mut DeviceKey,
     input: &AssertInput<'_>,
     at: OffsetDateTime,
-) -> Result<u32, ApiError> {
+) -> Result<(u32, OpenedChallenge), ApiError> {
     let app = app.ok_or_else(|| ApiError::UnknownApp(key.app_id.clone()))?;
     check_live(state, key, at).await?;
     let public_key = state
@@ -150,37 +215,17 @@ async fn accept(
         }
         Err(error) => return Err(error.into()),
     };
-
-    // Step 6 — the client data carries a challenge this server issued; spend it now.
-    let challenge_value = challenge_in_payload(input.payload).ok_or(ApiError::ChallengeInvalid)?;
-    state
-        .store
-        .take_challenge(&challenge_value, app.id(), at)
-        .await?
-        .filter(|challenge| {
-            challenge.purpose == ChallengePurpose::Assertion
-                && challenge.key_id.is_none_or(|bound| bound == input.key_id.0)
-        })
-        .ok_or(ApiError::ChallengeInvalid)?;
-
-    let counter = verified.counter();
-    let seen = whole_seconds(at);
-    match state
-        .store
-        .advance_counter(key.key_id, counter, seen)
-        .await?
-    {
-        CounterAdvance::Advanced => {
-            key.counter = counter;
-            key.assertion_count = key.assertion_count.saturating_add(1);
-            key.last_seen_at = seen;
-            Ok(counter)
-        }
-        // Another request advanced the counter since the key was read.
-        CounterAdvance::Replayed { stored } => Err(anomaly(state, key, counter, stored).await),
-        CounterAdvance::Revoked => Err(ApiError::KeyRevoked),
-        CounterAdvance::UnknownKey => Err(ApiError::KeyUnknown),
-    }
+    // Step 6 — the client data carries a challenge this server issued for this key.
+    let value = challenge_in_payload(input.payload).ok_or(ApiError::ChallengeInvalid)?;
+    let challenge = open_challenge(
+        state,
+        &value,
+        app,
+        ChallengePurpose::Assertion,
+        Some(input.key_id),
+        at,
+    )?;
+    Ok((verified.counter(), challenge))
 }
 
 /// Refuses a key that is revoked, superseded or expired; expires a key idle past the limit.

@@ -8,22 +8,24 @@ use attest_core::apple::attestation::{
     AttestationRequest, ReceiptCheck, ReceiptPolicy, VerifiedAttestation, hash_challenge,
 };
 use attest_store::{
-    ChallengePurpose, DecisionKind, DeviceKey, RevocationReason, Store, StoreError, whole_seconds,
+    DecisionKind, DeviceHistory, DeviceKey, RevocationReason, SpentChallenge, Store, StoreError,
+    whole_seconds,
 };
 use serde_json::json;
 use time::OffsetDateTime;
 
 use super::lineage::Lineage;
 use super::{
-    IssuedChallenge, conclude, decide_verified, issue_challenge, now, refuse, store_environment,
-    unix_time,
+    IssuedChallenge, conclude, decide_verified, issue_challenge, now, open_challenge, refuse,
+    store_environment, unix_time,
 };
+use crate::server::challenge::ChallengePurpose;
 use crate::server::config::WebhookEvent;
 use crate::server::context::RequestContext;
 use crate::server::dto::DeviceIntelligence;
 use crate::server::error::ApiError;
 use crate::server::extract::encode_key_id;
-use crate::server::risk::gather::Subject;
+use crate::server::risk::gather::{Subject, history_of};
 use crate::server::risk::{Verdict, metadata};
 use crate::server::state::{App, AppState};
 use crate::server::tokens::IssuedToken;
@@ -86,7 +88,7 @@ fn claimed<'a>(input: &'a AttestInput<'a>) -> Subject<'a> {
         key_id: Some(input.key_id),
         key: None,
         attesting: false,
-        device_keys: &[],
+        history: DeviceHistory::default(),
         device_id: input.context.device_id.as_deref(),
         user_id: input.context.user_id.as_deref(),
         context: &input.context,
@@ -102,17 +104,29 @@ async fn verify(
     at: OffsetDateTime,
 ) -> Result<VerifiedAttestation, ApiError> {
     let app = input.app;
-    let challenge = state
+    let opened = open_challenge(
+        state,
+        input.challenge,
+        app,
+        ChallengePurpose::Attestation,
+        None,
+        at,
+    )?;
+    let spent = state
         .store
-        .take_challenge(input.challenge, app.id(), at)
-        .await?
-        .filter(|challenge| challenge.purpose == ChallengePurpose::Attestation)
-        .ok_or(ApiError::ChallengeInvalid)?;
+        .spend_challenge(SpentChallenge {
+            nonce: &opened.nonce,
+            expires_at: opened.expires_at,
+        })
+        .await?;
+    if !spent {
+        return Err(ApiError::ChallengeInvalid);
+    }
     // A chain and a receipt cost a few milliseconds of CPU: off the async workers.
     let app = Arc::clone(app);
     let key_id = input.key_id;
     let attestation = input.attestation.clone();
-    let client_data_hash = hash_challenge(challenge.value.as_bytes());
+    let client_data_hash = hash_challenge(input.challenge.as_bytes());
     let time = unix_time(at);
     let verified = tokio::task::spawn_blocking(move || {
         let mut request = AttestationRequest::new(key_id, &client_data_hash, &app.ids, time);
@@ -144,7 +158,7 @@ async fn register(
         key_id: Some(input.key_id),
         key: Some(&device),
         attesting: true,
-        device_keys: &lineage.device_keys,
+        history: history_of(&lineage.device_keys),
         device_id: Some(&device.device_id),
         user_id: device.user_id.as_deref(),
         context: &input.context,
@@ -184,7 +198,7 @@ async fn register(
         .tokens
         .issue(&state.config.issuer, app, &device, now, verdict.claims())?;
     let next_challenge =
-        issue_challenge(state, app, ChallengePurpose::Assertion, Some(input.key_id)).await?;
+        issue_challenge(state, app, ChallengePurpose::Assertion, Some(input.key_id))?;
     conclude(state, route, &subject, &verdict, now).await?;
     let mut device_keys = lineage.device_keys.clone();
     for key in device_keys

@@ -16,7 +16,7 @@ use std::time::Duration;
 use attest_core::UnixTime;
 use attest_core::apple::{Environment, KeyId};
 use attest_policy::{Policy, RiskWeights, Verification};
-use attest_store::{Challenge, ChallengePurpose, DecisionKind, Store, whole_seconds};
+use attest_store::{DecisionKind, whole_seconds};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 pub use assert::{AssertInput, assert};
 pub use attest::{AttestInput, attest};
 
+use super::challenge::{self, ChallengePurpose, OpenedChallenge};
 use super::dto::RiskView;
 use super::error::ApiError;
 use super::risk::gather::{Subject, gather};
@@ -33,13 +34,10 @@ use super::risk::{Verdict, evaluate};
 use super::state::{App, AppState};
 use super::telemetry::count_verification;
 
-/// 32 random bytes: 256 bits, beyond guessing and collision.
-const CHALLENGE_BYTES: usize = 32;
-
 /// A challenge as handed to the client.
 #[derive(Debug, Clone)]
 pub struct IssuedChallenge {
-    /// base64url (no padding) of 32 random bytes.
+    /// The MAC-authenticated challenge value (see [`crate::server::challenge`]).
     pub value: String,
     /// When it stops being accepted.
     pub expires_at: OffsetDateTime,
@@ -47,33 +45,48 @@ pub struct IssuedChallenge {
     pub ttl: Duration,
 }
 
-/// Issues a single-use challenge for `app`, optionally bound to one key.
-pub async fn issue_challenge(
+/// Issues a single-use challenge for `app`, optionally bound to one key. No database write:
+/// the value carries its own MAC; it is recorded when spent.
+pub fn issue_challenge(
     state: &AppState,
     app: &App,
     purpose: ChallengePurpose,
     key_id: Option<KeyId>,
 ) -> Result<IssuedChallenge, ApiError> {
-    let mut bytes = [0u8; CHALLENGE_BYTES];
+    let mut nonce = [0u8; challenge::NONCE_LEN];
     SystemRandom::new()
-        .fill(&mut bytes)
+        .fill(&mut nonce)
         .map_err(|_| ApiError::Internal)?;
-    let value = URL_SAFE_NO_PAD.encode(bytes);
     let ttl = state.config.challenge_ttl;
     let expires_at = whole_seconds(now()) + ttl;
-    let challenge = Challenge {
-        value: value.clone(),
-        app_id: app.id().to_owned(),
-        purpose,
-        key_id: key_id.map(|id| id.0),
-        expires_at,
-    };
-    state.store.insert_challenge(&challenge).await?;
+    let value = state
+        .challenges
+        .issue(app.id(), purpose, key_id, nonce, expires_at);
     Ok(IssuedChallenge {
         value,
         expires_at,
         ttl,
     })
+}
+
+/// Checks a challenge value presented to `app` for `purpose` (with `key_id` for assertions):
+/// issued by this deployment, to this app and key, not expired. Spending it is up to the
+/// caller.
+fn open_challenge(
+    state: &AppState,
+    value: &str,
+    app: &App,
+    purpose: ChallengePurpose,
+    key_id: Option<KeyId>,
+    at: OffsetDateTime,
+) -> Result<OpenedChallenge, ApiError> {
+    state
+        .challenges
+        .open(value, app.id(), purpose, key_id, at)
+        .map_err(|rejection| {
+            tracing::debug!(reason = rejection.as_str(), "challenge refused");
+            ApiError::ChallengeInvalid
+        })
 }
 
 /// Scores and decides a request that verified.
@@ -106,17 +119,23 @@ async fn conclude(
         now,
     };
     record(state, entry).await;
-    if !verdict.denied() {
-        return Ok(());
+    if verdict.denied() {
+        Err(denial(verdict))
+    } else {
+        Ok(())
     }
+}
+
+/// The 403 `policy_denied` of an enforced deny, with the explanation.
+fn denial(verdict: &Verdict) -> ApiError {
     let decision = &verdict.decision;
-    Err(ApiError::Assessed {
+    ApiError::Assessed {
         error: Box::new(ApiError::PolicyDenied {
             reasons: decision.reasons.iter().map(|r| r.code.as_str()).collect(),
             hosted_code: decision.hosted_code,
         }),
         risk: Box::new(RiskView::from(verdict).into_details()),
-    })
+    }
 }
 
 /// Decides and logs a refused request; returns `error` with the risk explanation added.

@@ -3,7 +3,8 @@
 use attest_core::apple::KeyId;
 use attest_policy::{FailureCounts, RiskWeights, Signals, Verification, WindowCount};
 use attest_store::{
-    DecisionKind, DeviceKey, FailureCount, FailureScope, KeyFilter, Store, StoreError,
+    DecisionKind, DeviceHistory, DeviceKey, FailureCount, FailureScope, KeyFilter, Store,
+    StoreError,
 };
 use time::OffsetDateTime;
 
@@ -25,7 +26,7 @@ pub struct Subject<'a> {
     /// Whether the request attests `key` now (so one more key exists than the store holds).
     pub attesting: bool,
     /// The device's keys in the store (a key attested now excluded).
-    pub device_keys: &'a [DeviceKey],
+    pub history: DeviceHistory,
     /// The device, when known.
     pub device_id: Option<&'a str>,
     /// The user, when known (named by the client, or recorded with the key).
@@ -74,13 +75,13 @@ pub async fn gather(
 
     let attesting = u32::from(subject.attesting);
     if subject.attesting || subject.key.is_some() {
-        let first = subject.device_keys.iter().map(|k| k.created_at).min();
+        let first = subject.history.first_seen;
         signals.device_first_seen = match (first, subject.attesting) {
             (Some(first), true) => Some(first.min(now)),
             (None, true) => Some(now),
             (first, false) => first,
         };
-        let stored = u32::try_from(subject.device_keys.len()).unwrap_or(u32::MAX);
+        let stored = u32::try_from(subject.history.keys).unwrap_or(u32::MAX);
         signals.attestation_count = Some(stored.saturating_add(attesting));
     }
 
@@ -145,6 +146,14 @@ pub async fn gather(
             .collect(),
     });
     Ok(Gathered { signals, failures })
+}
+
+/// The history of a device whose keys are `keys`.
+pub fn history_of(keys: &[DeviceKey]) -> DeviceHistory {
+    DeviceHistory {
+        keys: u64::try_from(keys.len()).unwrap_or(u64::MAX),
+        first_seen: keys.iter().map(|key| key.created_at).min(),
+    }
 }
 
 /// A configured window in `time`'s terms (a day if absurdly long).

@@ -38,14 +38,20 @@ pub async fn record(state: &Arc<AppState>, entry: Entry<'_>) {
     if let Err(error) = state.store.record_decision(&decision).await {
         tracing::warn!(%error, route = entry.route, "could not record decision");
     }
-    count(&entry);
+    after_logging(state, &entry).await;
+}
+
+/// What [`record`] does once the decision is logged (by it, or in the caller's transaction):
+/// counts it and raises its webhook events.
+pub async fn after_logging(state: &Arc<AppState>, entry: &Entry<'_>) {
+    count(entry);
     // A failed proof always scores high (verification_failed alone is 60): only verified
     // requests say something about the device.
     if entry.verdict.high_risk() && entry.code == "ok" {
-        high_risk_event(state, &entry).await;
+        high_risk_event(state, entry).await;
     }
     if entry.subject.kind == DecisionKind::Attestation && entry.code != "ok" {
-        failure_spike_event(state, &entry).await;
+        failure_spike_event(state, entry).await;
     }
 }
 

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::app_id_header;
+use crate::server::challenge::ChallengePurpose;
 use crate::server::context::{ClientIp, RequestContext, client_id};
 use crate::server::dto::{ChallengeResponse, DecisionView, FactorView, RiskView, rfc3339};
 use crate::server::error::ApiError;
@@ -20,7 +21,6 @@ use crate::server::extract::{ApiJson, decode_base64, decode_key_id};
 use crate::server::flows::{self, AttestInput};
 use crate::server::state::AppState;
 use attest_policy::{Band, HostedCode};
-use attest_store::ChallengePurpose;
 
 /// `POST /api/v1/attestation/validate`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -172,7 +172,7 @@ pub async fn challenge(
     headers: HeaderMap,
 ) -> Result<Json<ChallengeResponse>, HostedError> {
     let app = state.apps.resolve(app_id_header(&headers))?;
-    let issued = flows::issue_challenge(&state, app, ChallengePurpose::Attestation, None).await?;
+    let issued = flows::issue_challenge(&state, app, ChallengePurpose::Attestation, None)?;
     Ok(Json(ChallengeResponse::from(&issued)))
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use attest_store::ChallengePurpose;
+use crate::server::challenge::ChallengePurpose;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -58,7 +58,7 @@ pub async fn create_challenge(
             (ChallengePurpose::Assertion, key_id.transpose()?)
         }
     };
-    let issued = flows::issue_challenge(&state, app, purpose, key_id).await?;
+    let issued = flows::issue_challenge(&state, app, purpose, key_id)?;
     Ok((StatusCode::CREATED, Json(ChallengeResponse::from(&issued))))
 }
 
