@@ -42,6 +42,98 @@ pub(crate) enum SubjectValue<'a> {
     Text(&'a str),
 }
 
+/// An [`AssertionCommit`](crate::AssertionCommit) with owned values, so the backend can run it
+/// in a task of its own: a caller that is dropped half-way (a client that hung up) must not
+/// stop a transaction half-way.
+pub(crate) struct OwnedCommit {
+    pub(crate) nonce: Vec<u8>,
+    pub(crate) expires_at: i64,
+    pub(crate) key_id: crate::KeyId,
+    pub(crate) counter: i64,
+    pub(crate) seen_at: i64,
+    pub(crate) decision: crate::Decision,
+}
+
+impl OwnedCommit {
+    pub(crate) fn new(commit: crate::AssertionCommit<'_>) -> Result<Self, crate::StoreError> {
+        crate::backend::check_nonce(commit.challenge.nonce)?;
+        Ok(Self {
+            nonce: commit.challenge.nonce.to_vec(),
+            expires_at: crate::rows::unix(commit.challenge.expires_at),
+            key_id: commit.key_id,
+            counter: i64::from(commit.counter),
+            seen_at: crate::rows::unix(commit.seen_at),
+            decision: commit.decision.clone(),
+        })
+    }
+
+    /// The decision's reason codes, sorted and without repeats (one `decision_reasons` row
+    /// each).
+    pub(crate) fn reason_codes(&self) -> Vec<String> {
+        let mut codes: Vec<String> = self
+            .decision
+            .reasons
+            .iter()
+            .map(|reason| reason.code.clone())
+            .collect();
+        codes.sort_unstable();
+        codes.dedup();
+        codes
+    }
+}
+
+/// Binds `$1` to `$21` of one commit in `crate::sqlite_commit` and of
+/// [`crate::sql::POSTGRES_COMMIT_ASSERTION`] from an [`OwnedCommit`].
+macro_rules! bind_commit {
+    ($query:expr, $commit:expr) => {{
+        let commit = &$commit;
+        let decision = &commit.decision;
+        $query
+            .bind(commit.nonce.as_slice())
+            .bind(commit.expires_at)
+            .bind(commit.key_id.as_slice())
+            .bind(commit.counter)
+            .bind(commit.seen_at)
+            .bind($crate::rows::unix(decision.at))
+            .bind(decision.app_id.as_str())
+            .bind(decision.key_id.as_ref().map(|id| id.as_slice()))
+            .bind(decision.route.as_str())
+            .bind(decision.outcome.as_str())
+            .bind(decision.code.as_str())
+            .bind(decision.risk_score.map(i64::from))
+            .bind(decision.kind.map(|kind| kind.as_str()))
+            .bind(decision.device_id.as_deref())
+            .bind(decision.user_id.as_deref())
+            .bind(decision.client_ip.as_deref())
+            .bind(decision.environment.map(|e| e.as_str()))
+            .bind(decision.mode.map(|mode| mode.as_str()))
+            .bind($crate::rows::flag_to_db(decision.would_deny))
+            .bind($crate::rows::reasons_to_json(&decision.reasons))
+            .bind($crate::rows::factors_to_json(&decision.factors))
+    }};
+}
+
+pub(crate) use bind_commit;
+
+/// What a commit did, from how far it got.
+pub(crate) fn commit_outcome(
+    spent: bool,
+    advanced: bool,
+    decision_id: Option<i64>,
+    state: Option<crate::rows::CounterStateRow>,
+) -> Result<crate::AssertionCommitted, crate::StoreError> {
+    match (spent, advanced, decision_id) {
+        (false, _, _) => Ok(crate::AssertionCommitted::ChallengeSpent),
+        (true, true, Some(decision_id)) => Ok(crate::AssertionCommitted::Accepted { decision_id }),
+        (true, true, None) => Err(crate::StoreError::Corrupt(
+            "an advanced counter without its decision".to_owned(),
+        )),
+        (true, false, _) => Ok(crate::AssertionCommitted::NotAdvanced(
+            crate::backend::not_advanced(state)?,
+        )),
+    }
+}
+
 macro_rules! impl_store_ext_for {
     ($store:ty, $db:ty) => {
         impl $store {
@@ -179,59 +271,6 @@ macro_rules! impl_store_ext_for {
                         .map_err($crate::StoreError::from_sqlx)?;
                 }
                 Ok(id)
-            }
-
-            /// Contract points 2 and 3 and the decision log, in one transaction on the writer.
-            async fn commit_assertion_impl(
-                &self,
-                commit: $crate::AssertionCommit<'_>,
-            ) -> Result<$crate::AssertionCommitted, $crate::StoreError> {
-                $crate::backend::check_nonce(commit.challenge.nonce)?;
-                let mut transaction = self
-                    .writer
-                    .begin()
-                    .await
-                    .map_err($crate::StoreError::from_sqlx)?;
-                let spent = sqlx::query($crate::sql::SPEND_CHALLENGE)
-                    .bind(commit.challenge.nonce)
-                    .bind($crate::rows::unix(commit.challenge.expires_at))
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err($crate::StoreError::from_sqlx)?;
-                if spent.rows_affected() != 1 {
-                    // Dropping the transaction rolls it back; nothing was written.
-                    return Ok($crate::AssertionCommitted::ChallengeSpent);
-                }
-                let advanced = sqlx::query($crate::sql::ADVANCE_COUNTER)
-                    .bind(commit.key_id.as_slice())
-                    .bind(i64::from(commit.counter))
-                    .bind($crate::rows::unix(commit.seen_at))
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err($crate::StoreError::from_sqlx)?;
-                if advanced.rows_affected() == 0 {
-                    let state = sqlx::query_as::<_, $crate::rows::CounterStateRow>(
-                        $crate::sql::COUNTER_STATE,
-                    )
-                    .bind(commit.key_id.as_slice())
-                    .fetch_optional(&mut *transaction)
-                    .await
-                    .map_err($crate::StoreError::from_sqlx)?;
-                    // The challenge stays spent: it was presented with a valid signature.
-                    transaction
-                        .commit()
-                        .await
-                        .map_err($crate::StoreError::from_sqlx)?;
-                    return Ok($crate::AssertionCommitted::NotAdvanced(
-                        $crate::backend::not_advanced(state)?,
-                    ));
-                }
-                let decision_id = Self::insert_decision(&mut transaction, commit.decision).await?;
-                transaction
-                    .commit()
-                    .await
-                    .map_err($crate::StoreError::from_sqlx)?;
-                Ok($crate::AssertionCommitted::Accepted { decision_id })
             }
 
             async fn list_decisions_impl(

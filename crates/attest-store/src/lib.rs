@@ -13,6 +13,7 @@ mod refresh;
 mod rows;
 mod sql;
 mod sqlite;
+mod sqlite_commit;
 mod store;
 mod webhook;
 

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use crate::backend_ext::{OwnedCommit, bind_commit, commit_outcome};
 use crate::{StoreError, StoreOptions};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -50,6 +51,38 @@ impl PostgresStore {
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+impl PostgresStore {
+    /// [`Store::commit_assertion`](crate::Store::commit_assertion): one statement
+    /// ([`crate::sql::POSTGRES_COMMIT_ASSERTION`]), and a read of the key's state when the
+    /// counter did not advance.
+    pub(crate) async fn commit_assertion_impl(
+        &self,
+        commit: crate::AssertionCommit<'_>,
+    ) -> Result<crate::AssertionCommitted, StoreError> {
+        let commit = OwnedCommit::new(commit)?;
+        let codes = commit.reason_codes();
+        // One statement is one transaction whether or not the caller waits for its answer.
+        let (spent, advanced, decision_id) = bind_commit!(
+            sqlx::query_as::<_, (bool, bool, Option<i64>)>(crate::sql::POSTGRES_COMMIT_ASSERTION),
+            commit
+        )
+        .bind(codes)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+        let state = if spent && !advanced {
+            sqlx::query_as::<_, crate::rows::CounterStateRow>(crate::sql::COUNTER_STATE)
+                .bind(commit.key_id.as_slice())
+                .fetch_optional(&self.writer)
+                .await
+                .map_err(StoreError::from_sqlx)?
+        } else {
+            None
+        };
+        commit_outcome(spent, advanced, decision_id, state)
     }
 }
 

@@ -118,6 +118,30 @@ pub(crate) const INSERT_DECISION: &str = "INSERT INTO decisions \
      environment, mode, would_deny, reasons, factors) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id";
 
+/// Contract points 2 and 3 and the decision log for PostgreSQL, as one statement (so one
+/// transaction; SQLite's is in `sqlite_commit`): data-modifying CTEs, each
+/// conditioned on the one before. All of them see the snapshot taken before the statement, so
+/// the key's state for the error detail is read afterwards when the counter did not advance.
+/// `$22` is the array of reason codes.
+pub(crate) const POSTGRES_COMMIT_ASSERTION: &str = "WITH spent AS (
+    INSERT INTO spent_challenges (nonce, expires_at) VALUES ($1, $2)
+    ON CONFLICT (nonce) DO NOTHING RETURNING 1
+), advanced AS (
+    UPDATE device_keys SET counter = $4, last_seen_at = $5, assertion_count = assertion_count + 1
+    WHERE key_id = $3 AND counter < $4 AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM spent)
+    RETURNING 1
+), logged AS (
+    INSERT INTO decisions (at, app_id, key_id, route, outcome, code, risk_score, kind, device_id,
+        user_id, client_ip, environment, mode, would_deny, reasons, factors)
+    SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21
+    WHERE EXISTS (SELECT 1 FROM advanced)
+    RETURNING id
+), reasons AS (
+    INSERT INTO decision_reasons (decision_id, code)
+    SELECT logged.id, codes.code FROM logged, unnest($22::text[]) AS codes (code)
+)
+SELECT EXISTS (SELECT 1 FROM spent), EXISTS (SELECT 1 FROM advanced), (SELECT id FROM logged)";
+
 pub(crate) const INSERT_DECISION_REASON: &str =
     "INSERT INTO decision_reasons (decision_id, code) VALUES ($1, $2)";
 

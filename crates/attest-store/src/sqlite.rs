@@ -6,6 +6,8 @@ use std::str::FromStr;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::backend_ext::OwnedCommit;
+use crate::sqlite_commit::CommitQueue;
 use crate::{StoreError, StoreOptions};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -25,6 +27,7 @@ const DEFAULT_MAX_CONNECTIONS: u32 = 8;
 pub struct SqliteStore {
     pub(crate) pool: sqlx::SqlitePool,
     pub(crate) writer: sqlx::SqlitePool,
+    commits: CommitQueue,
 }
 
 impl SqliteStore {
@@ -57,6 +60,7 @@ impl SqliteStore {
                 .map_err(StoreError::from_sqlx)?;
             migrate(&pool).await?;
             return Ok(Self {
+                commits: CommitQueue::start(pool.clone()),
                 writer: pool.clone(),
                 pool,
             });
@@ -76,13 +80,28 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(StoreError::from_sqlx)?;
-        Ok(Self { pool, writer })
+        Ok(Self {
+            commits: CommitQueue::start(writer.clone()),
+            pool,
+            writer,
+        })
     }
 
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;
+    }
+}
+
+impl SqliteStore {
+    /// [`Store::commit_assertion`](crate::Store::commit_assertion), through the group-commit
+    /// task ([`crate::sqlite_commit`]).
+    pub(crate) async fn commit_assertion_impl(
+        &self,
+        commit: crate::AssertionCommit<'_>,
+    ) -> Result<crate::AssertionCommitted, StoreError> {
+        self.commits.commit(OwnedCommit::new(commit)?).await
     }
 }
 

@@ -49,6 +49,8 @@ contract_tests!(
     the_first_server_secret_wins,
     an_assertion_commits_challenge_counter_and_decision_together,
     concurrent_assertion_commits_with_the_same_counter_let_exactly_one_through,
+    a_failed_assertion_commit_leaves_nothing_behind,
+    a_failed_commit_among_concurrent_ones_fails_alone,
     a_key_comes_with_its_device_history,
     counter_only_moves_forward,
     concurrent_advances_with_the_same_counter_let_exactly_one_through,

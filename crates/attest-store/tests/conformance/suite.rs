@@ -404,6 +404,114 @@ where
     assert_eq!(stored_key(&store, 1).await.assertion_count, 1);
 }
 
+pub async fn a_failed_assertion_commit_leaves_nothing_behind<S: Store>(store: S) {
+    store
+        .insert_device_key(&device_key(1, APP, T0))
+        .await
+        .expect("insert");
+    let mut refused = decision(T0, APP, Some(1), Outcome::Allow);
+    refused.risk_score = Some(101);
+    let commit = |nonce: &'static [u8], decision| AssertionCommit {
+        challenge: spent(nonce, T0 + Duration::minutes(5)),
+        key_id: key_id(1),
+        counter: 5,
+        seen_at: T0,
+        decision,
+    };
+    // The decision violates the schema after the challenge and counter statements ran: the
+    // whole transaction goes, and the connection is usable afterwards.
+    let error = store
+        .commit_assertion(commit(&[1; 16], &refused))
+        .await
+        .expect_err("a score of 101");
+    assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+    assert_eq!(stored_key(&store, 1).await.counter, 0);
+    let logged = decision(T0, APP, Some(1), Outcome::Allow);
+    // The challenge was not spent either.
+    let accepted = store
+        .commit_assertion(commit(&[1; 16], &logged))
+        .await
+        .expect("commit");
+    assert!(
+        matches!(accepted, AssertionCommitted::Accepted { .. }),
+        "{accepted:?}"
+    );
+    for _ in 0..3 {
+        // Several times: whichever connection the pool hands out must be clean.
+        let again = store
+            .commit_assertion(commit(&[1; 16], &logged))
+            .await
+            .expect("commit");
+        assert_eq!(again, AssertionCommitted::ChallengeSpent);
+    }
+    assert_eq!(stored_key(&store, 1).await.counter, 5);
+    assert_eq!(
+        store
+            .list_decisions(&DecisionFilter::default(), 10)
+            .await
+            .expect("decisions")
+            .len(),
+        1
+    );
+}
+
+pub async fn a_failed_commit_among_concurrent_ones_fails_alone<S>(store: S)
+where
+    S: Store + Clone + 'static,
+{
+    const KEYS: u8 = 24;
+    for seed in 1..=KEYS {
+        store
+            .insert_device_key(&device_key(seed, APP, T0))
+            .await
+            .expect("insert");
+    }
+    let start = Arc::new(Barrier::new(usize::from(KEYS)));
+    let mut racers = Vec::new();
+    for seed in 1..=KEYS {
+        let (store, start) = (store.clone(), Arc::clone(&start));
+        racers.push(tokio::spawn(async move {
+            let mut logged = decision(T0, APP, Some(seed), Outcome::Allow);
+            if seed == 7 {
+                logged.risk_score = Some(101);
+            }
+            let nonce = [seed; 16];
+            start.wait().await;
+            store
+                .commit_assertion(AssertionCommit {
+                    challenge: spent(&nonce, T0 + Duration::minutes(5)),
+                    key_id: key_id(seed),
+                    counter: 1,
+                    seen_at: T0,
+                    decision: &logged,
+                })
+                .await
+        }));
+    }
+    for (racer, seed) in racers.into_iter().zip(1..=KEYS) {
+        let outcome = racer.await.expect("task");
+        let counter = stored_key(&store, seed).await.counter;
+        if seed == 7 {
+            assert!(
+                matches!(outcome, Err(StoreError::Invalid(_))),
+                "{outcome:?}"
+            );
+            assert_eq!(counter, 0);
+        } else {
+            assert!(
+                matches!(outcome, Ok(AssertionCommitted::Accepted { .. })),
+                "{seed}: {outcome:?}"
+            );
+            assert_eq!(counter, 1);
+        }
+    }
+    let logged = store
+        .list_decisions(&DecisionFilter::default(), 100)
+        .await
+        .expect("decisions");
+    assert_eq!(logged.len(), usize::from(KEYS) - 1);
+}
+
 pub async fn a_key_comes_with_its_device_history<S: Store>(store: S) {
     let mut keys = Vec::new();
     for (seed, app, created) in [
