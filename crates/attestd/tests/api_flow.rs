@@ -18,6 +18,7 @@ on_both_stores!(
     registers_a_key_then_accepts_assertions_over_issued_challenges,
     accepts_a_json_payload_carrying_the_challenge,
     issued_token_verifies_against_the_published_jwks,
+    an_assertion_renews_the_token,
     hosted_shape_issues_challenges_and_validates_attestations,
     admin_lists_shows_and_revokes_devices,
     admin_api_requires_the_bearer_token,
@@ -103,6 +104,70 @@ async fn accepts_a_json_payload_carrying_the_challenge(db: &Db) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["counter"], 1);
+}
+
+async fn an_assertion_renews_the_token(db: &Db) {
+    let server = Server::start(db).await;
+    let device = device();
+    let attested = server.attest(&device).await;
+    let challenge = attested["nextChallenge"]["challenge"].as_str().unwrap();
+    let body = assertion_body(
+        &device,
+        challenge,
+        &device.assert(APP, challenge.as_bytes(), 1),
+    );
+    let (status, renewed) = server.post("/v1/tokens", &body).await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    assert_eq!(renewed["counter"], 1);
+    assert!(renewed["expiresAt"].as_str().unwrap().ends_with('Z'));
+    assert!(renewed["nextChallenge"]["challenge"].is_string());
+    assert!(renewed["riskScore"].is_u64(), "{renewed}");
+    let (old, new) = (
+        common::claims(attested["token"].as_str().unwrap()),
+        common::claims(renewed["token"].as_str().unwrap()),
+    );
+    for claim in ["sub", "aud", "key_id", "env", "iss"] {
+        assert_eq!(old[claim], new[claim], "{claim}");
+    }
+    assert!(
+        new["risk_score"].is_u64() && new["permissions"].is_array(),
+        "{new}"
+    );
+    // Signed by the published key.
+    let (_, jwks) = server.get("/.well-known/jwks.json").await;
+    let jwks: JwkSet = serde_json::from_value(jwks).unwrap();
+    let token = renewed["token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("published");
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_audience(&[APP]);
+    validation.set_issuer(&["attestd"]);
+    jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+        .expect("renewed token verifies");
+
+    // The same proof again renews nothing.
+    let (status, replayed) = server.post("/v1/tokens", &body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{replayed}");
+    assert_eq!(replayed["code"], "counter_invalid");
+    assert!(replayed.get("token").is_none());
+    // A renewal is an assertion: it spends a challenge and logs a decision like one.
+    let (status, decisions) = server
+        .admin(
+            reqwest::Method::GET,
+            "/admin/v1/decisions",
+            Some(common::ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{decisions}");
+    let routes: Vec<&str> = decisions["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["route"].as_str().unwrap())
+        .collect();
+    assert!(routes.contains(&"/v1/tokens"), "{routes:?}");
 }
 
 async fn issued_token_verifies_against_the_published_jwks(db: &Db) {
@@ -414,6 +479,7 @@ async fn operational_routes_answer(db: &Db) {
         "/v1/challenges",
         "/v1/attestations",
         "/v1/assertions",
+        "/v1/tokens",
         "/api/v1/attestation/challenge",
         "/api/v1/attestation/validate",
         "/admin/v1/devices",

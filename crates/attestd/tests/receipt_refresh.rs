@@ -151,20 +151,28 @@ async fn a_device_attested_over_http_gets_its_receipt_refreshed_on_schedule(db: 
             .is_some_and(|at| at.ends_with('Z'))
     );
 
-    // ... and in what the next assertion answers, where the server reports device
-    // intelligence there.
+    // ... and in the claims of a token renewed with an assertion (the attestation's token,
+    // issued before the refresh, has none).
+    assert_eq!(
+        common::claims(attested["token"].as_str().unwrap())["apple_risk_metric"],
+        Value::Null
+    );
     let challenge = attested["nextChallenge"]["challenge"].as_str().unwrap();
     let assertion = device.assert(APP, challenge.as_bytes(), 1);
-    let (status, asserted) = server
+    let (status, renewed) = server
         .post(
-            "/v1/assertions",
+            "/v1/tokens",
             &assertion_body(&device, challenge, &assertion),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{asserted}");
-    if let Some(intelligence) = asserted.get("deviceIntelligence") {
-        assert_eq!(intelligence["receiptRiskMetric"], 5, "{asserted}");
-    }
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    assert_eq!(
+        (&renewed["valid"], &renewed["counter"]),
+        (&Value::Bool(true), &Value::from(1))
+    );
+    let claims = common::claims(renewed["token"].as_str().unwrap());
+    assert_eq!(claims["apple_risk_metric"], 5, "{claims}");
+    assert_eq!(claims["sub"], attested["deviceId"]);
 
     // Nothing more until the next refresh is due, a day from now.
     tokio::time::sleep(Duration::from_millis(300)).await;

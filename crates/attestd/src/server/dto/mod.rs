@@ -155,6 +155,19 @@ pub struct AssertionResponse {
     pub risk: RiskView,
 }
 
+/// `POST /v1/tokens`: the assertion's answer and a fresh JWT.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    /// The new JWT (ES256), claims computed now.
+    pub token: String,
+    /// When it expires (RFC 3339).
+    pub expires_at: String,
+    /// As `POST /v1/assertions` answers.
+    #[serde(flatten)]
+    pub assertion: AssertionResponse,
+}
+
 /// A device key as the admin API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -194,9 +194,13 @@ async fn register(
             .emit(&state.store, WebhookEvent::DeviceNew, app.id(), data, now)
             .await;
     }
-    let token = state
-        .tokens
-        .issue(&state.config.issuer, app, &device, now, verdict.claims())?;
+    let token = state.tokens.issue(
+        &state.config.issuer,
+        app,
+        &device,
+        now,
+        verdict.claims_for(&device),
+    )?;
     let next_challenge =
         issue_challenge(state, app, ChallengePurpose::Assertion, Some(input.key_id))?;
     conclude(state, route, &subject, &verdict, now).await?;

@@ -22,7 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
-pub use assert::{AssertInput, assert};
+pub use assert::{AssertInput, Asserted, assert};
 pub use attest::{AttestInput, attest};
 
 use super::challenge::{self, ChallengePurpose, OpenedChallenge};

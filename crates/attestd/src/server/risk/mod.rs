@@ -50,6 +50,17 @@ impl Verdict {
         claims.insert("decision".into(), json!(self.decision.outcome.as_str()));
         claims
     }
+
+    /// [`claims`](Self::claims) plus what the key itself tells: `apple_risk_metric`, the risk
+    /// metric of the receipt stored with the key (the attestation's, or the latest one the
+    /// receipt refresh obtained), when there is one.
+    pub fn claims_for(&self, key: &DeviceKey) -> Map<String, Value> {
+        let mut claims = self.claims();
+        if let Some(metric) = key.receipt_risk_metric {
+            claims.insert("apple_risk_metric".into(), json!(metric));
+        }
+        claims
+    }
 }
 
 /// Scores `signals` with `weights` and applies `policy`. Pure.

@@ -55,6 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/challenges", post(v1::create_challenge))
         .route("/v1/attestations", post(v1::create_attestation))
         .route("/v1/assertions", post(v1::create_assertion))
+        .route("/v1/tokens", post(v1::create_token))
         .route("/api/v1/attestation/challenge", get(hosted::challenge))
         .route("/api/v1/attestation/validate", post(hosted::validate))
         .route("/.well-known/jwks.json", get(ops::jwks))

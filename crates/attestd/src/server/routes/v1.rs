@@ -11,7 +11,7 @@ use super::app_id_header;
 use crate::server::context::{ClientIp, RequestContext, client_id};
 use crate::server::dto::{
     AssertionBody, AssertionResponse, AttestationBody, AttestationResponse, ChallengeRequest,
-    ChallengeResponse, PurposeBody, RiskView, rfc3339,
+    ChallengeResponse, PurposeBody, RiskView, TokenResponse, rfc3339,
 };
 use crate::server::error::{ApiError, ErrorBody};
 use crate::server::extract::{
@@ -141,6 +141,17 @@ pub async fn create_assertion(
     ClientIp(client_ip): ClientIp,
     ApiJson(body): ApiJson<AssertionBody>,
 ) -> Result<Json<AssertionResponse>, ApiError> {
+    let asserted = assertion(&state, "/v1/assertions", client_ip, &body).await?;
+    Ok(Json(assertion_response(asserted)))
+}
+
+/// Decodes an assertion body and runs the assertion flow.
+async fn assertion(
+    state: &Arc<AppState>,
+    route: &'static str,
+    client_ip: Option<std::net::IpAddr>,
+    body: &AssertionBody,
+) -> Result<flows::Asserted, ApiError> {
     check_platform(&body.platform, &body.format)?;
     let key_id = decode_key_id("keyId", &body.key_id)?;
     let assertion = decode_base64("token", &body.token)?;
@@ -153,12 +164,58 @@ pub async fn create_assertion(
             ..RequestContext::default()
         },
     };
-    let asserted = flows::assert(&state, "/v1/assertions", input).await?;
-    Ok(Json(AssertionResponse {
+    flows::assert(state, route, input).await
+}
+
+fn assertion_response(asserted: flows::Asserted) -> AssertionResponse {
+    AssertionResponse {
         valid: true,
         device_id: asserted.device.device_id,
         counter: asserted.counter,
         next_challenge: ChallengeResponse::from(&asserted.next_challenge),
         risk: RiskView::from(&asserted.verdict),
+    }
+}
+
+/// Verifies an assertion exactly as `POST /v1/assertions` does and issues a fresh JWT: how an
+/// app renews its token, with claims (risk score, `apple_risk_metric`, permissions) computed
+/// now, not at attestation.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "app-attest",
+    request_body = AssertionBody,
+    responses(
+        (status = 200, description = "Assertion accepted and token issued", body = TokenResponse),
+        (status = 400, description = "malformed_request, unsupported_platform, challenge_invalid", body = ErrorBody),
+        (status = 403, description = "key_revoked, key_superseded, key_expired (details.action = reattest_required); policy_denied", body = ErrorBody),
+        (status = 404, description = "key_unknown (details.action = reattest_required), unknown_app", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "counter_regressed, counter_invalid, signature_invalid, app_id_mismatch, malformed", body = ErrorBody),
+        (status = 503, description = "unavailable, timeout", body = ErrorBody),
+    )
+)]
+pub async fn create_token(
+    State(state): State<Arc<AppState>>,
+    ClientIp(client_ip): ClientIp,
+    ApiJson(body): ApiJson<AssertionBody>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let asserted = assertion(&state, "/v1/tokens", client_ip, &body).await?;
+    let app = state
+        .apps
+        .get(&asserted.device.app_id)
+        .ok_or_else(|| ApiError::UnknownApp(asserted.device.app_id.clone()))?;
+    let token = state.tokens.issue(
+        &state.config.issuer,
+        app,
+        &asserted.device,
+        flows::now(),
+        asserted.verdict.claims_for(&asserted.device),
+    )?;
+    Ok(Json(TokenResponse {
+        token: token.token,
+        expires_at: rfc3339(token.expires_at),
+        assertion: assertion_response(asserted),
     }))
 }
