@@ -257,6 +257,10 @@ impl Store for AnyStore {
         dispatch!(self.record_decision(decision))
     }
 
+    async fn purge_decisions(&self, before: OffsetDateTime, limit: u32) -> Result<u64, StoreError> {
+        dispatch!(self.purge_decisions(before, limit))
+    }
+
     async fn list_decisions(
         &self,
         filter: &DecisionFilter,

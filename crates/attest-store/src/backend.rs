@@ -266,6 +266,37 @@ macro_rules! impl_store_for {
                 self.record_decision_impl(decision).await
             }
 
+            async fn purge_decisions(
+                &self,
+                before: time::OffsetDateTime,
+                limit: u32,
+            ) -> Result<u64, $crate::StoreError> {
+                let before = $crate::rows::unix(before);
+                let limit = $crate::rows::page_limit(limit);
+                let mut transaction = self
+                    .writer
+                    .begin()
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                sqlx::query($crate::sql::PURGE_DECISION_REASONS)
+                    .bind(before)
+                    .bind(limit)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                let done = sqlx::query($crate::sql::PURGE_DECISIONS)
+                    .bind(before)
+                    .bind(limit)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                transaction
+                    .commit()
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                Ok(done.rows_affected())
+            }
+
             async fn list_decisions(
                 &self,
                 filter: &$crate::DecisionFilter,

@@ -142,6 +142,13 @@ pub(crate) const POSTGRES_COMMIT_ASSERTION: &str = "WITH spent AS (
 )
 SELECT EXISTS (SELECT 1 FROM spent), EXISTS (SELECT 1 FROM advanced), (SELECT id FROM logged)";
 
+/// The oldest decisions first: ids grow with time, so the scan stops at the first recent one.
+pub(crate) const PURGE_DECISION_REASONS: &str = "DELETE FROM decision_reasons WHERE decision_id IN \
+     (SELECT id FROM decisions WHERE at < $1 ORDER BY id LIMIT $2)";
+
+pub(crate) const PURGE_DECISIONS: &str = "DELETE FROM decisions WHERE id IN \
+     (SELECT id FROM decisions WHERE at < $1 ORDER BY id LIMIT $2)";
+
 pub(crate) const INSERT_DECISION_REASON: &str =
     "INSERT INTO decision_reasons (decision_id, code) VALUES ($1, $2)";
 

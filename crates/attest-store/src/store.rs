@@ -213,6 +213,15 @@ pub trait Store: Send + Sync {
         decision: &Decision,
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
+    /// Deletes up to `limit` of the oldest decisions logged before `before`, with their
+    /// reasons, in one transaction; returns how many decisions. Call it until it returns less
+    /// than `limit`.
+    fn purge_decisions(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Logged decisions matching `filter`, newest first. `limit` is capped at
     /// [`MAX_PAGE_SIZE`](crate::MAX_PAGE_SIZE).
     fn list_decisions(

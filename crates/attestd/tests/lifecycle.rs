@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use attest_core::apple::EnvironmentPolicy;
+use attest_store::Store;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{ADMIN_TOKEN, APP, Db, OTHER_APP, Server, assert_error, device, key_id};
@@ -21,6 +22,7 @@ on_both_stores!(
     a_revoked_key_must_reattest,
     an_idle_key_expires,
     idle_keys_are_expired_by_the_maintenance_task,
+    old_decisions_are_purged_by_the_maintenance_task,
     bad_ids_and_admin_queries_are_refused_with_400,
 );
 
@@ -393,6 +395,53 @@ async fn idle_keys_are_expired_by_the_maintenance_task(db: &Db) {
             .await
             .contains("attestd_keys_expired_total")
     );
+}
+
+async fn old_decisions_are_purged_by_the_maintenance_task(db: &Db) {
+    let mut config = common::config(db);
+    config.decision_retention = Some(Duration::from_secs(86_400));
+    config.maintenance_interval = Duration::from_millis(200);
+    // An old decision, logged before the server starts (as if by an earlier run).
+    let store = attest_store::AnyStore::connect(&db.url)
+        .await
+        .expect("open the store");
+    let long_ago =
+        attest_store::whole_seconds(time::OffsetDateTime::now_utc()) - time::Duration::days(2);
+    let old = attest_store::Decision::new(
+        long_ago,
+        APP,
+        "/v1/assertions",
+        attest_store::Outcome::Deny,
+        "counter_invalid",
+    );
+    store.record_decision(&old).await.expect("log");
+    let server = Server::start_with(config).await;
+    server.attest(&device()).await;
+    let mut ats = Vec::new();
+    for _ in 0..200 {
+        let (status, list) = server
+            .admin(Method::GET, "/admin/v1/decisions", Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        ats = list["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["code"].as_str().unwrap().to_owned())
+            .collect();
+        if !ats.iter().any(|code| code == "counter_invalid") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ats, ["ok"], "the old decision is gone, the new one stays");
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("attestd_decisions_purged_total")
+    );
+    store.close().await;
 }
 
 async fn bad_ids_and_admin_queries_are_refused_with_400(db: &Db) {

@@ -51,6 +51,7 @@ contract_tests!(
     concurrent_assertion_commits_with_the_same_counter_let_exactly_one_through,
     a_failed_assertion_commit_leaves_nothing_behind,
     a_failed_commit_among_concurrent_ones_fails_alone,
+    purging_decisions_removes_the_oldest_with_their_reasons,
     a_key_comes_with_its_device_history,
     counter_only_moves_forward,
     concurrent_advances_with_the_same_counter_let_exactly_one_through,

@@ -582,3 +582,32 @@ pub async fn decisions_are_summarised_by_outcome_and_reason<S: Store>(store: S) 
         .expect("summary");
     assert_eq!(empty, attest_store::DecisionSummary::default());
 }
+
+pub async fn purging_decisions_removes_the_oldest_with_their_reasons<S: Store>(store: S) {
+    for (days, code) in [(10, "old"), (5, "older"), (0, "recent")] {
+        let mut logged = decision(T0 - Duration::days(days), APP, Some(1), Outcome::Deny);
+        logged.reasons = vec![reason(code)];
+        store.record_decision(&logged).await.expect("record");
+    }
+    let before = T0 - Duration::days(1);
+    assert_eq!(store.purge_decisions(before, 1).await.expect("purge"), 1);
+    assert_eq!(store.purge_decisions(before, 1000).await.expect("purge"), 1);
+    assert_eq!(store.purge_decisions(before, 1000).await.expect("purge"), 0);
+    let left = store
+        .list_decisions(&DecisionFilter::default(), 10)
+        .await
+        .expect("list");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].decision.at, T0);
+    // The purged decisions' reasons went with them.
+    let summary = store
+        .decision_summary(&SummaryFilter::default())
+        .await
+        .expect("summary");
+    let reasons: Vec<&str> = summary
+        .by_reason
+        .iter()
+        .map(|r| r.reason.as_str())
+        .collect();
+    assert_eq!(reasons, ["recent"]);
+}

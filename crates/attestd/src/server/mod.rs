@@ -264,6 +264,7 @@ async fn maintain(state: Arc<AppState>) {
                     Err(error) => tracing::warn!(%error, "could not purge spent challenges"),
                 }
                 expire_idle_keys(&state, now).await;
+                purge_decisions(&state, now).await;
             }
             _ = refresh.tick() => {
                 if let Err(error) = state.tokens.refresh(&state.store).await {
@@ -271,6 +272,41 @@ async fn maintain(state: Arc<AppState>) {
                 }
             }
         }
+    }
+}
+
+/// Most decisions deleted per maintenance round (in batches of 1,000, one transaction each),
+/// so a first purge of a large log is spread over several rounds.
+const DECISION_PURGE_BATCHES: usize = 20;
+
+/// Deletes decisions older than `decision_retention`.
+async fn purge_decisions(state: &AppState, now: time::OffsetDateTime) {
+    let Some(retention) = state.config.decision_retention else {
+        return;
+    };
+    let before = now - risk::gather::to_time(retention);
+    let mut purged = 0;
+    for _ in 0..DECISION_PURGE_BATCHES {
+        match state
+            .store
+            .purge_decisions(before, attest_store::MAX_PAGE_SIZE)
+            .await
+        {
+            Ok(count) => {
+                purged += count;
+                if count < u64::from(attest_store::MAX_PAGE_SIZE) {
+                    break;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not purge old decisions");
+                break;
+            }
+        }
+    }
+    if purged > 0 {
+        metrics::counter!("attestd_decisions_purged_total").increment(purged);
+        tracing::info!(purged, "old decisions deleted");
     }
 }
 

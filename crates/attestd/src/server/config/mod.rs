@@ -39,6 +39,8 @@ const DEFAULT_KEY_CACHE_CAPACITY: usize = 100_000;
 /// Half a year: an app in regular use asserts far more often; a key idle that long most likely
 /// belongs to an uninstalled app or a retired device.
 const DEFAULT_KEY_IDLE_EXPIRY_DAYS: u64 = 180;
+/// Decisions are kept a quarter: long enough to compare a monitor period with enforcement.
+const DEFAULT_DECISION_RETENTION_DAYS: u64 = 90;
 /// The windows attest-policy recommends: 24 h for new keys per user and per address, 1 h for
 /// recent failures.
 const DEFAULT_KEY_CHURN_WINDOW_SECS: u64 = 86_400;
@@ -81,6 +83,8 @@ pub struct Config {
     pub key_cache_capacity: usize,
     /// Keys unused for longer expire (`key_expired`); `None` = never.
     pub key_idle_expiry: Option<Duration>,
+    /// Decisions older than this are deleted from the log; `None` = kept forever.
+    pub decision_retention: Option<Duration>,
     /// The window of the `user_key_churn` and `ip_key_churn` counts.
     pub key_churn_window: Duration,
     /// The window of the `repeated_failures` count.
@@ -93,7 +97,7 @@ pub struct Config {
     pub webhook_settings: WebhookSettings,
     /// `[apple]`: credentials, base URLs and the receipt refresh schedule (docs/apple.md).
     pub apple: crate::server::apple::AppleConfig,
-    /// How often expired challenges are purged and idle keys expired.
+    /// How often spent challenges and old decisions are purged and idle keys expired.
     pub maintenance_interval: Duration,
 }
 
@@ -117,6 +121,9 @@ impl Config {
             quickstart_dir: PathBuf::from(DEFAULT_QUICKSTART_DIR),
             key_cache_capacity: DEFAULT_KEY_CACHE_CAPACITY,
             key_idle_expiry: Some(Duration::from_secs(DEFAULT_KEY_IDLE_EXPIRY_DAYS * DAY_SECS)),
+            decision_retention: Some(Duration::from_secs(
+                DEFAULT_DECISION_RETENTION_DAYS * DAY_SECS,
+            )),
             key_churn_window: Duration::from_secs(DEFAULT_KEY_CHURN_WINDOW_SECS),
             failure_window: Duration::from_secs(DEFAULT_FAILURE_WINDOW_SECS),
             trust_forwarded_for: false,
@@ -181,6 +188,12 @@ impl Config {
         }
         if let Some(days) = args.key_idle_expiry_days.or(file.key_idle_expiry_days) {
             config.key_idle_expiry = (days > 0).then(|| Duration::from_secs(days * DAY_SECS));
+        }
+        if let Some(days) = args
+            .decision_retention_days
+            .or(file.decision_retention_days)
+        {
+            config.decision_retention = (days > 0).then(|| Duration::from_secs(days * DAY_SECS));
         }
         if let Some(secs) = file.key_churn_window_secs {
             config.key_churn_window = Duration::from_secs(secs);

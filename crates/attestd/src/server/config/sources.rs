@@ -113,6 +113,9 @@ pub struct ServeArgs {
     /// Days after which an unused key expires (`key_expired`); 0 = never [default: 180].
     #[arg(long, env = "ATTESTD_KEY_IDLE_EXPIRY_DAYS", value_name = "DAYS")]
     pub key_idle_expiry_days: Option<u64>,
+    /// Days the decision log keeps a decision; 0 = forever [default: 90].
+    #[arg(long, env = "ATTESTD_DECISION_RETENTION_DAYS", value_name = "DAYS")]
+    pub decision_retention_days: Option<u64>,
     /// Take the client address from the last `X-Forwarded-For` entry (only behind a proxy that
     /// sets it) [default: the connection's address].
     #[arg(long, env = "ATTESTD_TRUST_X_FORWARDED_FOR")]
@@ -145,6 +148,7 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) apps: Vec<FileApp>,
     pub(super) key_idle_expiry_days: Option<u64>,
+    pub(super) decision_retention_days: Option<u64>,
     pub(super) key_churn_window_secs: Option<u64>,
     pub(super) failure_window_secs: Option<u64>,
     pub(super) trust_x_forwarded_for: Option<bool>,
