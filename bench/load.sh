@@ -10,8 +10,8 @@
 # runs attest-loadgen: challenge at maximum (closed loop), assertion at maximum, then each in open
 # loop at half its target rate, and at half the maximum it just measured, for the latency
 # percentiles. Then it stops the server and deletes what it created (temporary directory,
-# PostgreSQL database). The runs share one database, which grows from run to run (challenges
-# issued during setup and answers' next challenges stay until they expire).
+# PostgreSQL database). The runs share one database, which grows from run to run (every
+# assertion logs a decision and records its spent challenge).
 #
 # Environment:
 #   DURATION (10s), WARMUP (1s), CONNECTIONS (64), DEVICES (200)
