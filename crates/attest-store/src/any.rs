@@ -6,9 +6,10 @@ use time::OffsetDateTime;
 
 use crate::{
     AssertionCommit, AssertionCommitted, CounterAdvance, CounterAnomaly, Decision, DecisionFilter,
-    DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceHistory, DeviceKey, FailureCount,
-    FailureScope, KeyFilter, KeyId, LoggedDecision, NewWebhookDelivery, PostgresStore, SigningKey,
-    SpentChallenge, SqliteStore, Store, StoreError, SummaryFilter, WebhookDelivery,
+    DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceHistory, DeviceKey, Environment,
+    FailureCount, FailureScope, KeyFilter, KeyId, LoggedDecision, NewWebhookDelivery,
+    PostgresStore, SigningKey, SpentChallenge, SqliteStore, Store, StoreError, SummaryFilter,
+    WebhookDelivery,
 };
 
 /// Connection settings shared by both backends.
@@ -152,6 +153,16 @@ impl Store for AnyStore {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         dispatch!(self.revoke_device_key(key_id, now))
+    }
+
+    async fn settle_lineage(
+        &self,
+        app_id: &str,
+        device_id: &str,
+        environment: Environment,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(KeyId, KeyId)>, StoreError> {
+        dispatch!(self.settle_lineage(app_id, device_id, environment, now))
     }
 
     async fn supersede_device_key(

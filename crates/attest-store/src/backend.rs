@@ -181,6 +181,31 @@ macro_rules! impl_store_for {
                 $crate::backend::one_row_changed(done.rows_affected())
             }
 
+            async fn settle_lineage(
+                &self,
+                app_id: &str,
+                device_id: &str,
+                environment: $crate::Environment,
+                now: time::OffsetDateTime,
+            ) -> Result<Vec<($crate::KeyId, $crate::KeyId)>, $crate::StoreError> {
+                let rows = sqlx::query_as::<_, (Vec<u8>, Option<Vec<u8>>)>(Self::SETTLE_LINEAGE)
+                    .bind(app_id)
+                    .bind(device_id)
+                    .bind(environment.as_str())
+                    .bind($crate::rows::unix(now))
+                    .fetch_all(&self.writer)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                rows.into_iter()
+                    .map(|(old, new)| {
+                        let new = new.ok_or_else(|| {
+                            $crate::StoreError::Corrupt("a settled key without successor".into())
+                        })?;
+                        Ok(($crate::rows::key_id(old)?, $crate::rows::key_id(new)?))
+                    })
+                    .collect()
+            }
+
             async fn supersede_device_key(
                 &self,
                 old_key: $crate::KeyId,

@@ -371,7 +371,7 @@ fn time_from_unix(seconds: i64) -> Result<OffsetDateTime, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("time {seconds} out of range")))
 }
 
-fn key_id(bytes: Vec<u8>) -> Result<KeyId, StoreError> {
+pub(crate) fn key_id(bytes: Vec<u8>) -> Result<KeyId, StoreError> {
     let length = bytes.len();
     KeyId::try_from(bytes)
         .map_err(|_| StoreError::Corrupt(format!("key id of {length} bytes, expected 32")))

@@ -79,6 +79,34 @@ pub(crate) const SUPERSEDE_DEVICE_KEY: &str = "UPDATE device_keys \
      revocation_reason = CASE WHEN revoked_at IS NULL THEN 'superseded' ELSE revocation_reason END \
      WHERE key_id = $1 AND EXISTS (SELECT 1 FROM device_keys WHERE key_id = $2)";
 
+/// `Store::settle_lineage`, written once for both backends with the column that orders keys by
+/// storage: `rowid` on SQLite, `seq` on PostgreSQL (migration 0103). Contract point 4: only
+/// active keys are touched, and a successor is the lineage's newest active key. On PostgreSQL a
+/// row updated concurrently is re-checked (`revoked_at IS NULL`) on its latest version.
+/// (SQLite's RETURNING cannot name `w`; an active key has no successor yet, so `superseded_by`
+/// is the new link.)
+macro_rules! settle_lineage {
+    ($order:literal) => {
+        concat!(
+            "UPDATE device_keys SET superseded_by = COALESCE(superseded_by, w.key_id), \
+             revoked_at = COALESCE(revoked_at, $4), \
+             revocation_reason = CASE WHEN revoked_at IS NULL THEN 'superseded' \
+             ELSE revocation_reason END \
+             FROM (SELECT key_id FROM device_keys WHERE app_id = $1 AND device_id = $2 \
+             AND environment = $3 AND revoked_at IS NULL ORDER BY ",
+            $order,
+            " DESC LIMIT 1) AS w \
+             WHERE device_keys.app_id = $1 AND device_keys.device_id = $2 \
+             AND device_keys.environment = $3 AND device_keys.revoked_at IS NULL \
+             AND device_keys.key_id <> w.key_id \
+             RETURNING device_keys.key_id, device_keys.superseded_by"
+        )
+    };
+}
+
+pub(crate) const SETTLE_LINEAGE_SQLITE: &str = settle_lineage!("rowid");
+pub(crate) const SETTLE_LINEAGE_POSTGRES: &str = settle_lineage!("seq");
+
 /// Followed by ` AND column = value` per set filter, then the order and limit
 /// (`backend_ext::push_key_filter`).
 pub(crate) const FIND_DEVICE_KEYS: &str = concat!(

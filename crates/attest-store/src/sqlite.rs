@@ -95,6 +95,8 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    const SETTLE_LINEAGE: &str = crate::sql::SETTLE_LINEAGE_SQLITE;
+
     /// [`Store::commit_assertion`](crate::Store::commit_assertion), through the group-commit
     /// task ([`crate::sqlite_commit`]).
     pub(crate) async fn commit_assertion_impl(

@@ -6,9 +6,9 @@ use time::OffsetDateTime;
 
 use crate::{
     AssertionCommit, AssertionCommitted, CounterAdvance, CounterAnomaly, Decision, DecisionFilter,
-    DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceHistory, DeviceKey, FailureCount,
-    FailureScope, KeyFilter, KeyId, LoggedDecision, NewWebhookDelivery, SigningKey, SpentChallenge,
-    StoreError, SummaryFilter, WebhookDelivery,
+    DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceHistory, DeviceKey, Environment,
+    FailureCount, FailureScope, KeyFilter, KeyId, LoggedDecision, NewWebhookDelivery, SigningKey,
+    SpentChallenge, StoreError, SummaryFilter, WebhookDelivery,
 };
 
 /// Persistent state of attestd: challenges, attested keys, the decision log and JWT signing
@@ -142,6 +142,20 @@ pub trait Store: Send + Sync {
         key_id: KeyId,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Leaves one active key in the lineage `(app_id, device_id, environment)`: the one stored
+    /// last wins and every other active key of the lineage is superseded by it (revoked at
+    /// `now`), in one statement. Returns the `(old, new)` pairs it linked. Call it after storing
+    /// a key that replaces its lineage: two re-attestations racing for one device then settle on
+    /// exactly one active key whatever the order of their steps, because the one that runs last
+    /// sees both keys, and a key is only ever superseded by a key stored after it.
+    fn settle_lineage(
+        &self,
+        app_id: &str,
+        device_id: &str,
+        environment: Environment,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<(KeyId, KeyId)>, StoreError>> + Send;
 
     /// Records that `new_key` replaced `old_key` and revokes `old_key` at `now` with reason
     /// [`Superseded`](crate::RevocationReason::Superseded) (keeping an earlier revocation time

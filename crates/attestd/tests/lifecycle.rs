@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 on_both_stores!(
     a_restored_device_whose_counter_goes_backwards_must_reattest,
     a_lost_key_reattested_for_the_same_device_is_superseded_and_linked,
+    simultaneous_re_attestations_of_one_device_leave_one_active_key,
     a_lost_key_reattested_for_the_same_user_keeps_the_device,
     development_and_production_keys_of_one_device_are_tracked_separately,
     a_revoked_key_must_reattest,
@@ -160,6 +161,56 @@ async fn a_lost_key_reattested_for_the_same_device_is_superseded_and_linked(db: 
         server.assert_counter(&keys[2], APP, 1).await.0,
         StatusCode::OK
     );
+}
+
+async fn simultaneous_re_attestations_of_one_device_leave_one_active_key(db: &Db) {
+    let server = Server::start(db).await;
+    let ids = json!({ "deviceId": "vendor-id-race" });
+    let first = device();
+    created(server.attest_as(&first, APP, ids.clone(), |b| b).await).await;
+    // Six new keys for the same device at once (an app retrying, or two installs racing).
+    let keys: Vec<_> = (0..6).map(|_| device()).collect();
+    let attest = |key| server.attest_as(key, APP, ids.clone(), |b| b);
+    let answers = tokio::join!(
+        attest(&keys[0]),
+        attest(&keys[1]),
+        attest(&keys[2]),
+        attest(&keys[3]),
+        attest(&keys[4]),
+        attest(&keys[5]),
+    );
+    for answer in [
+        answers.0, answers.1, answers.2, answers.3, answers.4, answers.5,
+    ] {
+        created(answer).await;
+    }
+    let detail = server.admin_device(&first).await;
+    let stored = detail["keys"].as_array().unwrap();
+    assert_eq!(stored.len(), 7, "{detail}");
+    let active: Vec<&Value> = stored.iter().filter(|k| k["revokedAt"].is_null()).collect();
+    assert_eq!(active.len(), 1, "exactly one active key: {detail}");
+    let winner = active[0]["keyId"].clone();
+    // Every other key is superseded, and following the links ends at the active key.
+    let successor = |id: &Value| {
+        stored
+            .iter()
+            .find(|k| &k["keyId"] == id)
+            .map(|k| k["supersededBy"].clone())
+            .unwrap()
+    };
+    for key in stored {
+        let mut id = key["keyId"].clone();
+        for _ in 0..stored.len() {
+            match successor(&id) {
+                Value::Null => break,
+                next => id = next,
+            }
+        }
+        assert_eq!(id, winner, "{detail}");
+        if key["keyId"] != winner {
+            assert_eq!(key["revocationReason"], "superseded");
+        }
+    }
 }
 
 async fn a_lost_key_reattested_for_the_same_user_keeps_the_device(db: &Db) {

@@ -52,6 +52,8 @@ contract_tests!(
     a_failed_assertion_commit_leaves_nothing_behind,
     a_failed_commit_among_concurrent_ones_fails_alone,
     purging_decisions_removes_the_oldest_with_their_reasons,
+    settling_a_lineage_leaves_the_key_stored_last,
+    concurrent_re_attestations_settle_on_one_active_key,
     a_key_comes_with_its_device_history,
     counter_only_moves_forward,
     concurrent_advances_with_the_same_counter_let_exactly_one_through,

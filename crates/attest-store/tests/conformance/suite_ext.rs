@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use attest_store::{
     CounterAdvance, CounterAnomaly, Decision, DecisionFactor, DecisionFilter, DecisionKind,
-    DecisionReason, Environment, FailureCount, FailureScope, KeyFilter, Outcome, OutcomeCount,
-    PolicyMode, ReasonCount, RevocationReason, Store, StoreError, SummaryFilter,
+    DecisionReason, DeviceKey, Environment, FailureCount, FailureScope, KeyFilter, Outcome,
+    OutcomeCount, PolicyMode, ReasonCount, RevocationReason, Store, StoreError, SummaryFilter,
 };
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
@@ -610,4 +610,114 @@ pub async fn purging_decisions_removes_the_oldest_with_their_reasons<S: Store>(s
         .map(|r| r.reason.as_str())
         .collect();
     assert_eq!(reasons, ["recent"]);
+}
+
+fn lineage_key(seed: u8, environment: Environment, created_at: OffsetDateTime) -> DeviceKey {
+    let mut key = device_key(seed, APP, created_at);
+    key.device_id = "shared-device".to_owned();
+    key.environment = environment;
+    key
+}
+
+pub async fn settling_a_lineage_leaves_the_key_stored_last<S: Store>(store: S) {
+    let production = Environment::Production;
+    for (seed, environment) in [
+        (1, production),
+        (2, production),
+        (3, production),
+        (4, Environment::Development),
+    ] {
+        store
+            .insert_device_key(&lineage_key(seed, environment, T0))
+            .await
+            .expect("insert");
+    }
+    store
+        .insert_device_key(&device_key(5, APP, T0))
+        .await
+        .expect("insert");
+    let mut linked = store
+        .settle_lineage(APP, "shared-device", production, T0 + Duration::seconds(9))
+        .await
+        .expect("settle");
+    linked.sort_unstable();
+    assert_eq!(linked, [(key_id(1), key_id(3)), (key_id(2), key_id(3))]);
+    for seed in [1, 2] {
+        let key = stored_key(&store, seed).await;
+        assert_eq!(key.superseded_by, Some(key_id(3)));
+        assert_eq!(key.revocation_reason, Some(RevocationReason::Superseded));
+        assert_eq!(key.revoked_at, Some(T0 + Duration::seconds(9)));
+    }
+    // The other environment and the other device are other lineages.
+    for seed in [3, 4, 5] {
+        assert_eq!(
+            stored_key(&store, seed).await.revoked_at,
+            None,
+            "key {seed}"
+        );
+    }
+    assert!(
+        store
+            .settle_lineage(APP, "shared-device", production, T0)
+            .await
+            .expect("settle again")
+            .is_empty()
+    );
+    // Stored last, though its creation time is earlier: storage order decides.
+    store
+        .insert_device_key(&lineage_key(6, production, T0 - Duration::days(1)))
+        .await
+        .expect("insert");
+    let linked = store
+        .settle_lineage(APP, "shared-device", production, T0)
+        .await
+        .expect("settle");
+    assert_eq!(linked, [(key_id(3), key_id(6))]);
+}
+
+pub async fn concurrent_re_attestations_settle_on_one_active_key<S>(store: S)
+where
+    S: Store + Clone + 'static,
+{
+    const RACERS: u8 = 12;
+    let start = Arc::new(Barrier::new(usize::from(RACERS)));
+    let mut racers = Vec::new();
+    for seed in 1..=RACERS {
+        let (store, start) = (store.clone(), Arc::clone(&start));
+        racers.push(tokio::spawn(async move {
+            start.wait().await;
+            store
+                .insert_device_key(&lineage_key(seed, Environment::Production, T0))
+                .await?;
+            store
+                .settle_lineage(APP, "shared-device", Environment::Production, T0)
+                .await
+        }));
+    }
+    for racer in racers {
+        racer.await.expect("task").expect("insert and settle");
+    }
+    let keys = store
+        .find_device_keys(
+            &KeyFilter {
+                device_id: Some("shared-device".to_owned()),
+                ..KeyFilter::default()
+            },
+            100,
+        )
+        .await
+        .expect("keys");
+    let active: Vec<_> = keys.iter().filter(|k| k.revoked_at.is_none()).collect();
+    assert_eq!(active.len(), 1, "{active:?}");
+    // Every other key leads to the active one through its successors, without a cycle.
+    for key in &keys {
+        let mut current = key.clone();
+        for _ in 0..RACERS {
+            match current.superseded_by {
+                Some(next) => current = stored_key(&store, next[0]).await,
+                None => break,
+            }
+        }
+        assert_eq!(current.key_id, active[0].key_id);
+    }
 }

@@ -270,7 +270,9 @@ fn key_metadata(verified: &VerifiedAttestation) -> serde_json::Value {
     })
 }
 
-/// Supersedes the lineage's replaced keys with `device`; emits `key.superseded` for each.
+/// Settles the lineage of `device` on one active key (the one stored last: `device`, unless a
+/// concurrent re-attestation of the same device stored its key after it) and emits
+/// `key.superseded` for each link made. Returns the keys `device` superseded.
 async fn supersede(
     state: &Arc<AppState>,
     app: &App,
@@ -278,26 +280,47 @@ async fn supersede(
     lineage: &Lineage,
     now: OffsetDateTime,
 ) -> Vec<[u8; 32]> {
-    let mut superseded = Vec::new();
-    for old in &lineage.replaced {
-        if let Err(error) = state
-            .store
-            .supersede_device_key(old.key_id, device.key_id, whole_seconds(now))
-            .await
-        {
-            tracing::warn!(%error, "could not supersede a key");
-            continue;
+    let linked = match state
+        .store
+        .settle_lineage(
+            app.id(),
+            &device.device_id,
+            device.environment,
+            whole_seconds(now),
+        )
+        .await
+    {
+        Ok(linked) => linked,
+        Err(error) => {
+            tracing::warn!(%error, "could not supersede the keys of a re-attested device");
+            return Vec::new();
         }
-        superseded.push(old.key_id);
+    };
+    let mut superseded = Vec::new();
+    for (old, new) in linked {
+        if new == device.key_id {
+            superseded.push(old);
+        } else if old == device.key_id {
+            tracing::info!(
+                device = %device.device_id,
+                "a concurrent re-attestation of the same device stored a newer key"
+            );
+        }
         metrics::counter!("attestd_keys_superseded_total", "app" => app.id().to_owned())
             .increment(1);
+        let old_created_at = lineage
+            .device_keys
+            .iter()
+            .chain(std::iter::once(device))
+            .find(|key| key.key_id == old)
+            .map(|key| crate::server::dto::rfc3339(key.created_at));
         let data = json!({
             "deviceId": device.device_id,
             "userId": device.user_id,
             "environment": device.environment.as_str(),
-            "oldKeyId": encode_key_id(&old.key_id),
-            "newKeyId": encode_key_id(&device.key_id),
-            "oldKeyCreatedAt": crate::server::dto::rfc3339(old.created_at),
+            "oldKeyId": encode_key_id(&old),
+            "newKeyId": encode_key_id(&new),
+            "oldKeyCreatedAt": old_created_at,
         });
         state
             .webhooks

@@ -3,9 +3,10 @@
 //! The lineage of a key is its app, its environment and its device. With `deviceId`, the device
 //! is the one named. With only `userId`, it is the device of the user's newest active key in the
 //! same environment (a re-attestation of the same installation), or a new device. Without
-//! either, every attestation is a new device. The new key supersedes the active keys of its
-//! device **in its environment**: development and production keys of one device are separate
-//! lineages.
+//! either, every attestation is a new device. Once stored, the new key supersedes the active
+//! keys of its device **in its environment** (`Store::settle_lineage`: the key stored last wins,
+//! so two re-attestations racing for one device leave one active key): development and
+//! production keys of one device are separate lineages.
 
 use attest_store::{AnyStore, DeviceKey, Environment, KeyFilter, MAX_PAGE_SIZE, Store};
 
@@ -20,8 +21,6 @@ pub struct Lineage {
     pub device_id: String,
     /// Every stored key of the device, oldest first (any environment).
     pub device_keys: Vec<DeviceKey>,
-    /// The active keys of the device in the new key's environment: superseded by it.
-    pub replaced: Vec<DeviceKey>,
 }
 
 impl Lineage {
@@ -41,15 +40,9 @@ impl Lineage {
             let keys = store
                 .find_device_keys(&device_keys(device_id.clone()), MAX_PAGE_SIZE)
                 .await?;
-            let replaced = keys
-                .iter()
-                .filter(|k| k.revoked_at.is_none() && k.environment == environment)
-                .cloned()
-                .collect();
             return Ok(Self {
                 device_id: device_id.clone(),
                 device_keys: keys,
-                replaced,
             });
         }
         if let Some(user_id) = &context.user_id {
@@ -70,21 +63,15 @@ impl Lineage {
                 let keys = store
                     .find_device_keys(&device_keys(device_id.clone()), MAX_PAGE_SIZE)
                     .await?;
-                let replaced = active
-                    .into_iter()
-                    .filter(|k| k.device_id == device_id)
-                    .collect();
                 return Ok(Self {
                     device_id,
                     device_keys: keys,
-                    replaced,
                 });
             }
         }
         Ok(Self {
             device_id: new_device_id()?,
             device_keys: Vec::new(),
-            replaced: Vec::new(),
         })
     }
 }
