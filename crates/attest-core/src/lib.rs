@@ -12,5 +12,6 @@
 )]
 
 pub mod apple;
+pub mod challenge;
 
 pub use rustls_pki_types::UnixTime;

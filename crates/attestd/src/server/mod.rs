@@ -235,7 +235,7 @@ fn warn_about_danger_roots(config: &Config) {
 
 /// The challenge MAC key every instance of the database shares: the first one to start draws
 /// it.
-async fn challenge_key(store: &AnyStore) -> Result<challenge::ChallengeKey, ServeError> {
+async fn challenge_key(store: &AnyStore) -> Result<challenge::Challenges, ServeError> {
     let mut candidate = [0u8; challenge::SECRET_LEN];
     SystemRandom::new()
         .fill(&mut candidate)
@@ -243,7 +243,8 @@ async fn challenge_key(store: &AnyStore) -> Result<challenge::ChallengeKey, Serv
     let secret = store
         .server_secret(challenge::SECRET_NAME, &candidate, flows::now())
         .await?;
-    Ok(challenge::ChallengeKey::new(&secret))
+    challenge::Challenges::new(&secret)
+        .map_err(|error| StoreError::Corrupt(format!("the stored challenge key: {error}")).into())
 }
 
 /// Background upkeep: purge spent challenges long expired, expire idle keys, pick up signing keys rotated

@@ -37,7 +37,7 @@ pub struct AppState {
     /// Webhook endpoints and event detection.
     pub webhooks: Webhooks,
     /// Issues and checks challenge values.
-    pub challenges: super::challenge::ChallengeKey,
+    pub challenges: super::challenge::Challenges,
 }
 
 /// One accepted app and the verifier that applies to it.
