@@ -5,11 +5,11 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::{
-    AssertionCommit, AssertionCommitted, CounterAdvance, CounterAnomaly, Decision, DecisionFilter,
-    DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceHistory, DeviceKey, Environment,
-    FailureCount, FailureScope, KeyFilter, KeyId, LoggedDecision, NewWebhookDelivery,
-    PostgresStore, SigningKey, SpentChallenge, SqliteStore, Store, StoreError, SummaryFilter,
-    WebhookDelivery,
+    AssertionCommit, AssertionCommitted, ContextQuery, CounterAdvance, CounterAnomaly, Decision,
+    DecisionFilter, DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceHistory, DeviceKey,
+    Environment, FailureCount, FailureScope, KeyContext, KeyFilter, KeyId, LoggedDecision,
+    NewWebhookDelivery, PostgresStore, SigningKey, SpentChallenge, SqliteStore, Store, StoreError,
+    SummaryFilter, WebhookDelivery,
 };
 
 /// Connection settings shared by both backends.
@@ -129,6 +129,14 @@ impl Store for AnyStore {
 
     async fn device_key(&self, key_id: KeyId) -> Result<Option<DeviceKey>, StoreError> {
         dispatch!(self.device_key(key_id))
+    }
+
+    async fn key_context(
+        &self,
+        key_id: KeyId,
+        query: &ContextQuery,
+    ) -> Result<Option<KeyContext>, StoreError> {
+        dispatch!(self.key_context(key_id, query))
     }
 
     async fn device_key_with_history(

@@ -123,6 +123,25 @@ macro_rules! impl_store_for {
                     .transpose()
             }
 
+            async fn key_context(
+                &self,
+                key_id: $crate::KeyId,
+                query: &$crate::ContextQuery,
+            ) -> Result<Option<$crate::KeyContext>, $crate::StoreError> {
+                sqlx::query_as::<_, $crate::rows::KeyContextRow>(Self::KEY_CONTEXT)
+                    .bind(key_id.as_slice())
+                    .bind($crate::rows::unix(query.failures_since))
+                    .bind(query.client_ip.as_deref())
+                    .bind($crate::rows::unix(query.keys_since))
+                    .bind($crate::rows::flag_to_db(query.count_ip_keys))
+                    .bind($crate::rows::flag_to_db(query.count_user_keys))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?
+                    .map($crate::KeyContext::try_from)
+                    .transpose()
+            }
+
             async fn device_key_with_history(
                 &self,
                 key_id: $crate::KeyId,

@@ -21,8 +21,8 @@ pub use any::{AnyStore, StoreOptions};
 pub use error::{BackendError, StoreError};
 pub use postgres::PostgresStore;
 pub use queries::{
-    DecisionSummary, FailureCount, FailureScope, KeyFilter, OutcomeCount, ReasonCount,
-    SummaryFilter,
+    ContextQuery, DecisionSummary, FailureCount, FailureScope, KeyContext, KeyFilter, OutcomeCount,
+    ReasonCount, SummaryFilter,
 };
 pub use records::{
     AssertionCommit, AssertionCommitted, CounterAdvance, CounterAnomaly, Decision, DecisionFactor,

@@ -24,6 +24,7 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     const SETTLE_LINEAGE: &str = crate::sql::SETTLE_LINEAGE_POSTGRES;
+    const KEY_CONTEXT: &str = crate::sql::KEY_CONTEXT_POSTGRES;
 
     /// Connects to `url` (`postgres://user@host/db`, with any libpq parameters such as
     /// `sslmode` or `options=-c search_path=...`) and applies the migrations.

@@ -93,3 +93,36 @@ pub struct ReasonCount {
     /// How many decisions.
     pub count: u64,
 }
+
+/// What [`crate::Store::key_context`] reads besides the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextQuery {
+    /// The requester's address: failures from it count, and keys created from it if
+    /// `count_ip_keys`.
+    pub client_ip: Option<String>,
+    /// Failures from this time on are counted.
+    pub failures_since: OffsetDateTime,
+    /// Keys created from this time on are counted.
+    pub keys_since: OffsetDateTime,
+    /// Count the app's keys created from `client_ip`.
+    pub count_ip_keys: bool,
+    /// Count the app's keys created for the key's user (if it has one).
+    pub count_user_keys: bool,
+}
+
+/// A key with what the risk signals of a request about it need, read in one query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyContext {
+    /// The key.
+    pub key: crate::DeviceKey,
+    /// Its device's keys in its app.
+    pub history: crate::DeviceHistory,
+    /// Failures since `failures_since` of the key, its device or the address, by code (as
+    /// [`crate::Store::failure_counts`] with the key's app, key, device and the address).
+    pub failures: Vec<FailureCount>,
+    /// The app's keys created from the address since `keys_since`, if asked for.
+    pub keys_from_ip: Option<u64>,
+    /// The app's keys created for the key's user since `keys_since`, if asked for and the key
+    /// has a user.
+    pub keys_for_user: Option<u64>,
+}

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use serde_json::{Value, json};
 
 use crate::StoreError;
-use crate::queries::{FailureCount, OutcomeCount, ReasonCount};
+use crate::queries::{FailureCount, KeyContext, OutcomeCount, ReasonCount};
 use crate::records::{
     Decision, DecisionFactor, DecisionReason, DeviceHistory, DeviceKey, KeyId, LoggedDecision,
     MAX_PAGE_SIZE, SigningKey,
@@ -33,6 +33,41 @@ impl TryFrom<DeviceKeyHistoryRow> for (DeviceKey, DeviceHistory) {
             first_seen: row.history_first_seen.map(time_from_unix).transpose()?,
         };
         Ok((DeviceKey::try_from(row.key)?, history))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct KeyContextRow {
+    #[sqlx(flatten)]
+    history: DeviceKeyHistoryRow,
+    keys_from_ip: Option<i64>,
+    keys_for_user: Option<i64>,
+    failures: String,
+}
+
+impl TryFrom<KeyContextRow> for KeyContext {
+    type Error = StoreError;
+    fn try_from(row: KeyContextRow) -> Result<Self, StoreError> {
+        let (key, history) = row.history.try_into()?;
+        let pairs: Vec<(String, i64)> = serde_json::from_str(&row.failures)
+            .map_err(|error| StoreError::Corrupt(format!("failure counts: {error}")))?;
+        let mut failures = pairs
+            .into_iter()
+            .map(|(code, count)| {
+                Ok(FailureCount {
+                    code,
+                    count: count_from_db(count)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        failures.sort_unstable_by(|a, b| a.code.cmp(&b.code));
+        Ok(Self {
+            key,
+            history,
+            failures,
+            keys_from_ip: row.keys_from_ip.map(count_from_db).transpose()?,
+            keys_for_user: row.keys_for_user.map(count_from_db).transpose()?,
+        })
     }
 }
 

@@ -56,6 +56,42 @@ pub(crate) const DEVICE_KEY_WITH_HISTORY: &str = concat!(
      FROM device_keys k WHERE k.key_id = $1"
 );
 
+/// `Store::key_context`: the key, its device history and the request's risk counts in one
+/// query, with the backend's JSON aggregate for the failures by code (`$failures`, over rows
+/// `code`, `n`). `$1` key id, `$2` failures since, `$3` client address, `$4` keys since,
+/// `$5` / `$6` whether to count keys from the address / for the user (0 or 1). The failure
+/// count is `FAILURE_COUNTS` with the key's app, key, device and the address.
+macro_rules! key_context {
+    ($failures:literal) => {
+        concat!(
+            "SELECT ",
+            device_key_columns!(),
+            ", (SELECT COUNT(*) FROM device_keys h WHERE h.app_id = k.app_id \
+                AND h.device_id = k.device_id) AS history_keys, \
+             (SELECT MIN(h.created_at) FROM device_keys h WHERE h.app_id = k.app_id \
+                AND h.device_id = k.device_id) AS history_first_seen, \
+             CASE WHEN $5 = 1 AND $3 IS NOT NULL THEN (SELECT COUNT(*) FROM device_keys c \
+                WHERE c.app_id = k.app_id AND c.client_ip = $3 AND c.created_at >= $4) END \
+                AS keys_from_ip, \
+             CASE WHEN $6 = 1 AND k.user_id IS NOT NULL THEN (SELECT COUNT(*) FROM device_keys u \
+                WHERE u.app_id = k.app_id AND u.user_id = k.user_id AND u.created_at >= $4) END \
+                AS keys_for_user, \
+             (SELECT ",
+            $failures,
+            " FROM (SELECT d.code AS code, COUNT(*) AS n FROM decisions d \
+                WHERE d.code <> 'ok' AND d.at >= $2 AND d.app_id = k.app_id \
+                AND (d.key_id = k.key_id OR d.device_id = k.device_id OR d.client_ip = $3) \
+                GROUP BY d.code) f) AS failures \
+             FROM device_keys k WHERE k.key_id = $1"
+        )
+    };
+}
+
+pub(crate) const KEY_CONTEXT_SQLITE: &str =
+    key_context!("json_group_array(json_array(f.code, f.n))");
+pub(crate) const KEY_CONTEXT_POSTGRES: &str =
+    key_context!("COALESCE(json_agg(json_build_array(f.code, f.n))::text, '[]')");
+
 /// Contract points 3 and 4: the comparison with the stored counter and the revocation check
 /// happen inside the UPDATE, under the row lock, not in the application.
 pub(crate) const ADVANCE_COUNTER: &str = "UPDATE device_keys \

@@ -96,6 +96,7 @@ impl SqliteStore {
 
 impl SqliteStore {
     const SETTLE_LINEAGE: &str = crate::sql::SETTLE_LINEAGE_SQLITE;
+    const KEY_CONTEXT: &str = crate::sql::KEY_CONTEXT_SQLITE;
 
     /// [`Store::commit_assertion`](crate::Store::commit_assertion), through the group-commit
     /// task ([`crate::sqlite_commit`]).

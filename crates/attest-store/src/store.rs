@@ -5,10 +5,10 @@ use std::future::Future;
 use time::OffsetDateTime;
 
 use crate::{
-    AssertionCommit, AssertionCommitted, CounterAdvance, CounterAnomaly, Decision, DecisionFilter,
-    DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceHistory, DeviceKey, Environment,
-    FailureCount, FailureScope, KeyFilter, KeyId, LoggedDecision, NewWebhookDelivery, SigningKey,
-    SpentChallenge, StoreError, SummaryFilter, WebhookDelivery,
+    AssertionCommit, AssertionCommitted, ContextQuery, CounterAdvance, CounterAnomaly, Decision,
+    DecisionFilter, DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceHistory, DeviceKey,
+    Environment, FailureCount, FailureScope, KeyContext, KeyFilter, KeyId, LoggedDecision,
+    NewWebhookDelivery, SigningKey, SpentChallenge, StoreError, SummaryFilter, WebhookDelivery,
 };
 
 /// Persistent state of attestd: challenges, attested keys, the decision log and JWT signing
@@ -117,6 +117,14 @@ pub trait Store: Send + Sync {
         &self,
         key_id: KeyId,
     ) -> impl Future<Output = Result<Option<DeviceKey>, StoreError>> + Send;
+
+    /// The key with this id and what the risk signals of a request about it need (device
+    /// history, recent failures, key counts), in one query.
+    fn key_context(
+        &self,
+        key_id: KeyId,
+        query: &ContextQuery,
+    ) -> impl Future<Output = Result<Option<KeyContext>, StoreError>> + Send;
 
     /// The key with this id and the history of its device in its app, in one query.
     fn device_key_with_history(

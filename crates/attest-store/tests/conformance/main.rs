@@ -54,6 +54,7 @@ contract_tests!(
     purging_decisions_removes_the_oldest_with_their_reasons,
     settling_a_lineage_leaves_the_key_stored_last,
     concurrent_re_attestations_settle_on_one_active_key,
+    a_key_context_counts_what_the_separate_queries_count,
     a_key_comes_with_its_device_history,
     counter_only_moves_forward,
     concurrent_advances_with_the_same_counter_let_exactly_one_through,

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use attest_store::{
-    CounterAdvance, CounterAnomaly, Decision, DecisionFactor, DecisionFilter, DecisionKind,
-    DecisionReason, DeviceKey, Environment, FailureCount, FailureScope, KeyFilter, Outcome,
-    OutcomeCount, PolicyMode, ReasonCount, RevocationReason, Store, StoreError, SummaryFilter,
+    ContextQuery, CounterAdvance, CounterAnomaly, Decision, DecisionFactor, DecisionFilter,
+    DecisionKind, DecisionReason, DeviceKey, Environment, FailureCount, FailureScope, KeyFilter,
+    Outcome, OutcomeCount, PolicyMode, ReasonCount, RevocationReason, Store, StoreError,
+    SummaryFilter,
 };
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
@@ -720,4 +721,130 @@ where
         }
         assert_eq!(current.key_id, active[0].key_id);
     }
+}
+
+pub async fn a_key_context_counts_what_the_separate_queries_count<S: Store>(store: S) {
+    let at = |seconds: i64| T0 + Duration::seconds(seconds);
+    let mut key = device_key(1, APP, at(0));
+    key.device_id = "d1".into();
+    key.user_id = Some("u1".into());
+    key.client_ip = Some("10.0.0.9".into());
+    store.insert_device_key(&key).await.expect("insert");
+    for (seed, app, user, ip, created) in [
+        (2u8, APP, Some("u1"), Some("10.0.0.9"), at(5)),
+        (3, APP, Some("u1"), None, at(-100)),
+        (4, APP, None, Some("10.0.0.9"), at(6)),
+        (5, OTHER_APP, Some("u1"), Some("10.0.0.9"), at(7)),
+    ] {
+        let mut other = device_key(seed, app, created);
+        other.device_id = if seed == 2 {
+            "d1".into()
+        } else {
+            format!("d{seed}")
+        };
+        other.user_id = user.map(str::to_owned);
+        other.client_ip = ip.map(str::to_owned);
+        store.insert_device_key(&other).await.expect("insert");
+    }
+    for entry in [
+        Decision {
+            key_id: Some(key_id(1)),
+            ..failure(at(1), "nonce_mismatch", DecisionKind::Assertion)
+        },
+        Decision {
+            device_id: Some("d1".into()),
+            ..failure(at(2), "nonce_mismatch", DecisionKind::Assertion)
+        },
+        Decision {
+            client_ip: Some("10.0.0.9".into()),
+            ..failure(at(3), "challenge_invalid", DecisionKind::Attestation)
+        },
+        Decision {
+            key_id: Some(key_id(1)),
+            ..failure(at(-50), "signature_invalid", DecisionKind::Assertion)
+        },
+        Decision {
+            key_id: Some(key_id(1)),
+            ..decision(at(4), APP, Some(1), Outcome::Allow)
+        },
+        Decision {
+            key_id: Some(key_id(1)),
+            app_id: OTHER_APP.into(),
+            ..failure(at(4), "malformed", DecisionKind::Attestation)
+        },
+    ] {
+        store.record_decision(&entry).await.expect("record");
+    }
+    let query = ContextQuery {
+        client_ip: Some("10.0.0.9".into()),
+        failures_since: T0,
+        keys_since: T0,
+        count_ip_keys: true,
+        count_user_keys: true,
+    };
+    let context = store
+        .key_context(key_id(1), &query)
+        .await
+        .expect("context")
+        .expect("the key exists");
+    assert_eq!(context.key, key);
+    let (_, history) = store
+        .device_key_with_history(key_id(1))
+        .await
+        .expect("history")
+        .expect("the key exists");
+    assert_eq!(context.history, history);
+    assert_eq!(context.history.keys, 2);
+    let scope = FailureScope {
+        app_id: Some(APP.into()),
+        key_id: Some(key_id(1)),
+        device_id: Some("d1".into()),
+        client_ip: Some("10.0.0.9".into()),
+        ..FailureScope::default()
+    };
+    let separately = store.failure_counts(&scope, T0).await.expect("counts");
+    assert_eq!(context.failures, separately);
+    assert_eq!(context.failures.len(), 2);
+    let keys = |filter: KeyFilter| {
+        let store = &store;
+        async move { store.count_device_keys(&filter).await.expect("count") }
+    };
+    let ip_keys = keys(KeyFilter {
+        app_id: Some(APP.into()),
+        client_ip: Some("10.0.0.9".into()),
+        created_since: Some(T0),
+        ..KeyFilter::default()
+    })
+    .await;
+    let user_keys = keys(KeyFilter {
+        app_id: Some(APP.into()),
+        user_id: Some("u1".into()),
+        created_since: Some(T0),
+        ..KeyFilter::default()
+    })
+    .await;
+    assert_eq!(
+        (context.keys_from_ip, context.keys_for_user),
+        (Some(ip_keys), Some(user_keys))
+    );
+    assert_eq!((ip_keys, user_keys), (3, 2));
+
+    // Counts not asked for, or without an address, are not read.
+    let lean = ContextQuery {
+        client_ip: None,
+        count_ip_keys: true,
+        count_user_keys: false,
+        ..query
+    };
+    let context = store
+        .key_context(key_id(1), &lean)
+        .await
+        .expect("context")
+        .expect("the key exists");
+    assert_eq!((context.keys_from_ip, context.keys_for_user), (None, None));
+    assert_eq!(context.failures.len(), 1, "{:?}", context.failures);
+    assert_eq!(
+        store.key_context(key_id(9), &lean).await.expect("context"),
+        None
+    );
 }

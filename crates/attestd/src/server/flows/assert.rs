@@ -1,8 +1,8 @@
 //! Accepting an assertion: the key must be known, live (not revoked, superseded or expired) and
 //! its counter must move forward; a counter that went backwards is told apart from a replay.
 //!
-//! The hot path costs two database round trips besides the risk signals: one read (the key
-//! with its device's history) and one write transaction (challenge spent, counter advanced,
+//! The hot path costs two database round trips: one read (the key with its device's history
+//! and the risk signals' counts, [`Store::key_context`]) and one write transaction (challenge spent, counter advanced,
 //! decision logged: [`Store::commit_assertion`]). The decision is made before that
 //! transaction, on the key as the transaction will leave it; if the transaction does not
 //! advance the counter (a concurrent request won), the request is refused and decided again
@@ -25,7 +25,7 @@ use super::{
 use crate::server::challenge::{ChallengePurpose, OpenedChallenge};
 use crate::server::context::RequestContext;
 use crate::server::error::ApiError;
-use crate::server::risk::gather::{Subject, to_time};
+use crate::server::risk::gather::{Prefetched, Subject, context_query, to_time};
 use crate::server::risk::record::{Entry, after_logging, log_entry};
 use crate::server::risk::{Verdict, client_time};
 use crate::server::state::{App, AppState};
@@ -66,8 +66,8 @@ pub async fn assert(
     input: AssertInput<'_>,
 ) -> Result<Asserted, ApiError> {
     let started = now();
-    let Some((mut key, history)) = state.store.device_key_with_history(input.key_id.0).await?
-    else {
+    let query = context_query(state, &input.context, started);
+    let Some(context) = state.store.key_context(input.key_id.0, &query).await? else {
         let subject = Subject {
             kind: DecisionKind::Assertion,
             app: None,
@@ -79,15 +79,18 @@ pub async fn assert(
             user_id: None,
             context: &input.context,
             client_time: None,
+            prefetched: None,
         };
         return Err(refuse(state, route, &subject, ApiError::KeyUnknown, started).await);
     };
+    let prefetched = Prefetched::of(&context);
+    let (mut key, history) = (context.key, context.history);
     let app = state.apps.get(&key.app_id).map(Arc::clone);
     let checked = check(state, app.as_deref(), &mut key, &input, started).await;
     let (app, (counter, challenge)) = match (app.as_deref(), checked) {
         (Some(app), Ok(checked)) => (app, checked),
         (_, Err(error)) => {
-            let subject = subject_of(app.as_deref(), &key, history, &input);
+            let subject = subject_of(app.as_deref(), &key, history, &input, &prefetched);
             return Err(refuse(state, route, &subject, error, started).await);
         }
         (None, Ok(_)) => return Err(ApiError::Internal),
@@ -99,7 +102,7 @@ pub async fn assert(
     advanced.counter = counter;
     advanced.assertion_count = advanced.assertion_count.saturating_add(1);
     advanced.last_seen_at = seen;
-    let subject = subject_of(Some(app), &advanced, history, &input);
+    let subject = subject_of(Some(app), &advanced, history, &input, &prefetched);
     let (verdict, _) = decide_verified(state, app, &subject, started).await?;
     let entry = Entry {
         route,
@@ -140,7 +143,7 @@ pub async fn assert(
         }
     };
     if let Some(error) = refusal {
-        let subject = subject_of(Some(app), &key, history, &input);
+        let subject = subject_of(Some(app), &key, history, &input, &prefetched);
         return Err(refuse(state, route, &subject, error, started).await);
     }
     count_verification(DecisionKind::Assertion.as_str(), "ok");
@@ -165,6 +168,7 @@ fn subject_of<'a>(
     key: &'a DeviceKey,
     history: DeviceHistory,
     input: &'a AssertInput<'_>,
+    prefetched: &'a Prefetched,
 ) -> Subject<'a> {
     Subject {
         kind: DecisionKind::Assertion,
@@ -177,6 +181,8 @@ fn subject_of<'a>(
         user_id: key.user_id.as_deref(),
         context: &input.context,
         client_time: client_time(input.payload),
+        // Read for the key's app: of no use if that app is no longer configured.
+        prefetched: app.is_some().then_some(prefetched),
     }
 }
 

@@ -93,6 +93,7 @@ fn claimed<'a>(input: &'a AttestInput<'a>) -> Subject<'a> {
         user_id: input.context.user_id.as_deref(),
         context: &input.context,
         client_time: None,
+        prefetched: None,
     }
 }
 
@@ -163,6 +164,7 @@ async fn register(
         user_id: device.user_id.as_deref(),
         context: &input.context,
         client_time: None,
+        prefetched: None,
     };
     // Scored before the key is stored: the counts of the store plus this key.
     let (verdict, failures) = decide_verified(state, app, &subject, now).await?;

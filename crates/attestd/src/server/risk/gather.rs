@@ -3,8 +3,8 @@
 use attest_core::apple::KeyId;
 use attest_policy::{FailureCounts, RiskWeights, Signals, Verification, WindowCount};
 use attest_store::{
-    DecisionKind, DeviceHistory, DeviceKey, FailureCount, FailureScope, KeyFilter, Store,
-    StoreError,
+    ContextQuery, DecisionKind, DeviceHistory, DeviceKey, FailureCount, FailureScope, KeyContext,
+    KeyFilter, Store, StoreError,
 };
 use time::OffsetDateTime;
 
@@ -35,6 +35,48 @@ pub struct Subject<'a> {
     pub context: &'a RequestContext,
     /// The client's clock, when the payload carries it.
     pub client_time: Option<OffsetDateTime>,
+    /// Counts already read with the key (assertions: [`Store::key_context`]), for the key's
+    /// app; [`gather`] queries what is missing.
+    pub prefetched: Option<&'a Prefetched>,
+}
+
+/// Risk counts read together with the key, with the windows [`gather`] uses.
+#[derive(Debug, Clone, Default)]
+pub struct Prefetched {
+    /// Failures of the key, its device or the address in the failure window, by code.
+    pub failures: Vec<FailureCount>,
+    /// The app's keys created from the address in the churn window.
+    pub keys_from_ip: Option<u64>,
+    /// The app's keys created for the user in the churn window.
+    pub keys_for_user: Option<u64>,
+}
+
+/// What [`Store::key_context`] should read for a request from `context` at `now`: the counts
+/// of [`gather`], with its windows. Both churn counts are read whatever the app's weights (the
+/// app is only known once the key is read); [`gather`] ignores those whose weight is 0.
+pub fn context_query(
+    state: &AppState,
+    context: &RequestContext,
+    now: OffsetDateTime,
+) -> ContextQuery {
+    ContextQuery {
+        client_ip: context.ip_text(),
+        failures_since: now - to_time(state.config.failure_window),
+        keys_since: now - to_time(state.config.key_churn_window),
+        count_ip_keys: true,
+        count_user_keys: true,
+    }
+}
+
+impl Prefetched {
+    /// The counts of a [`KeyContext`].
+    pub fn of(context: &KeyContext) -> Self {
+        Self {
+            failures: context.failures.clone(),
+            keys_from_ip: context.keys_from_ip,
+            keys_for_user: context.keys_for_user,
+        }
+    }
 }
 
 impl Subject<'_> {
@@ -98,7 +140,10 @@ pub async fn gather(
             created_since: Some(since),
             ..KeyFilter::default()
         };
-        let count = saturate(state.store.count_device_keys(&filter).await?);
+        let count = match subject.prefetched.and_then(|p| p.keys_for_user) {
+            Some(count) => saturate(count),
+            None => saturate(state.store.count_device_keys(&filter).await?),
+        };
         signals.new_keys_for_user = Some(WindowCount {
             count: count.saturating_add(attesting),
             window: churn_window,
@@ -113,7 +158,10 @@ pub async fn gather(
             created_since: Some(since),
             ..KeyFilter::default()
         };
-        let count = saturate(state.store.count_device_keys(&filter).await?);
+        let count = match subject.prefetched.and_then(|p| p.keys_from_ip) {
+            Some(count) => saturate(count),
+            None => saturate(state.store.count_device_keys(&filter).await?),
+        };
         signals.new_keys_from_ip = Some(WindowCount {
             count: count.saturating_add(attesting),
             window: churn_window,
@@ -130,7 +178,9 @@ pub async fn gather(
     };
     let identified =
         scope.key_id.is_some() || scope.device_id.is_some() || scope.client_ip.is_some();
-    let failures = if identified {
+    let failures = if let Some(prefetched) = subject.prefetched {
+        prefetched.failures.clone()
+    } else if identified {
         state
             .store
             .failure_counts(&scope, now - failure_window)
