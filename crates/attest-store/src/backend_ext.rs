@@ -278,19 +278,41 @@ macro_rules! impl_store_ext_for {
                 filter: &$crate::DecisionFilter,
                 limit: u32,
             ) -> Result<Vec<$crate::LoggedDecision>, $crate::StoreError> {
-                let rows =
-                    sqlx::query_as::<_, $crate::rows::DecisionRow>($crate::sql::LIST_DECISIONS)
-                        .bind(filter.app_id.as_deref())
-                        .bind(filter.key_id.as_ref().map(|id| id.as_slice()))
-                        .bind(filter.outcome.map(|outcome| outcome.as_str()))
-                        .bind(filter.since.map($crate::rows::unix))
-                        .bind(filter.before_id)
-                        .bind(filter.would_deny.map($crate::rows::flag_to_db))
-                        .bind(filter.device_id.as_deref())
-                        .bind($crate::rows::page_limit(limit))
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err($crate::StoreError::from_sqlx)?;
+                // Only the set filters are written out, so an App ID uses its index.
+                let mut query = sqlx::QueryBuilder::<$db>::new($crate::sql::LIST_DECISIONS);
+                if let Some(app_id) = filter.app_id.as_deref() {
+                    query.push(" AND app_id = ").push_bind(app_id);
+                }
+                if let Some(key_id) = filter.key_id.as_ref() {
+                    query.push(" AND key_id = ").push_bind(key_id.as_slice());
+                }
+                if let Some(outcome) = filter.outcome {
+                    query.push(" AND outcome = ").push_bind(outcome.as_str());
+                }
+                if let Some(since) = filter.since {
+                    query
+                        .push(" AND at >= ")
+                        .push_bind($crate::rows::unix(since));
+                }
+                if let Some(before_id) = filter.before_id {
+                    query.push(" AND id < ").push_bind(before_id);
+                }
+                if let Some(would_deny) = filter.would_deny {
+                    query
+                        .push(" AND would_deny = ")
+                        .push_bind($crate::rows::flag_to_db(would_deny));
+                }
+                if let Some(device_id) = filter.device_id.as_deref() {
+                    query.push(" AND device_id = ").push_bind(device_id);
+                }
+                query
+                    .push(" ORDER BY id DESC LIMIT ")
+                    .push_bind($crate::rows::page_limit(limit));
+                let rows = query
+                    .build_query_as::<$crate::rows::DecisionRow>()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
                 $crate::rows::convert_all(rows)
             }
 
@@ -353,27 +375,36 @@ macro_rules! impl_store_ext_for {
                 &self,
                 filter: &$crate::SummaryFilter,
             ) -> Result<$crate::DecisionSummary, $crate::StoreError> {
-                let app_id = filter.app_id.as_deref();
-                let since = filter.since.map($crate::rows::unix);
-                let by_outcome = sqlx::query_as::<_, $crate::rows::OutcomeCountRow>(
-                    $crate::sql::SUMMARY_BY_OUTCOME,
-                )
-                .bind(app_id)
-                .bind(since)
-                .fetch_all(&self.pool)
-                .await
-                .map_err($crate::StoreError::from_sqlx)?;
-                let by_reason = sqlx::query_as::<_, $crate::rows::ReasonCountRow>(
-                    $crate::sql::SUMMARY_BY_REASON,
-                )
-                .bind(app_id)
-                .bind(since)
-                .fetch_all(&self.pool)
-                .await
-                .map_err($crate::StoreError::from_sqlx)?;
-                let devices = sqlx::query_scalar::<_, i64>($crate::sql::SUMMARY_WOULD_DENY_DEVICES)
-                    .bind(app_id)
-                    .bind(since)
+                // Only the set filters are written out, so an App ID and a start time use
+                // decisions_by_app_time instead of a scan of the whole log.
+                let scoped = |sql: &'static str| {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(sql);
+                    if let Some(app_id) = filter.app_id.as_deref() {
+                        query.push(" AND d.app_id = ").push_bind(app_id.to_owned());
+                    }
+                    if let Some(since) = filter.since {
+                        query
+                            .push(" AND d.at >= ")
+                            .push_bind($crate::rows::unix(since));
+                    }
+                    query
+                };
+                let mut by_outcome = scoped($crate::sql::SUMMARY_BY_OUTCOME);
+                by_outcome.push($crate::sql::SUMMARY_BY_OUTCOME_GROUP);
+                let by_outcome = by_outcome
+                    .build_query_as::<$crate::rows::OutcomeCountRow>()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                let mut by_reason = scoped($crate::sql::SUMMARY_BY_REASON);
+                by_reason.push($crate::sql::SUMMARY_BY_REASON_GROUP);
+                let by_reason = by_reason
+                    .build_query_as::<$crate::rows::ReasonCountRow>()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                let devices = scoped($crate::sql::SUMMARY_WOULD_DENY_DEVICES)
+                    .build_query_scalar::<i64>()
                     .fetch_one(&self.pool)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;

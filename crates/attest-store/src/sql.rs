@@ -216,14 +216,12 @@ pub(crate) const PURGE_DECISIONS: &str = "DELETE FROM decisions WHERE id IN \
 pub(crate) const INSERT_DECISION_REASON: &str =
     "INSERT INTO decision_reasons (decision_id, code) VALUES ($1, $2)";
 
+/// Followed by ` AND column = value` per set filter (`backend_ext`'s `list_decisions_impl`),
+/// then the order and limit: with an App ID, `decisions_by_app (app_id, id)` yields the newest
+/// rows first and the scan stops at the limit.
 pub(crate) const LIST_DECISIONS: &str = "SELECT \
      id, at, app_id, key_id, route, outcome, code, risk_score, kind, device_id, user_id, \
-     client_ip, environment, mode, would_deny, reasons, factors FROM decisions \
-     WHERE ($1 IS NULL OR app_id = $1) AND ($2 IS NULL OR key_id = $2) \
-     AND ($3 IS NULL OR outcome = $3) AND ($4 IS NULL OR at >= $4) \
-     AND ($5 IS NULL OR id < $5) AND ($6 IS NULL OR would_deny = $6) \
-     AND ($7 IS NULL OR device_id = $7) \
-     ORDER BY id DESC LIMIT $8";
+     client_ip, environment, mode, would_deny, reasons, factors FROM decisions WHERE 1 = 1";
 
 /// `$4`-`$6`: any of key, device and address; all three unset means the whole app.
 /// Followed by the bound time, then ` AND ...` per set scope filter and the grouping
@@ -231,18 +229,21 @@ pub(crate) const LIST_DECISIONS: &str = "SELECT \
 pub(crate) const FAILURE_COUNTS: &str =
     "SELECT code, COUNT(*) AS count FROM decisions WHERE code <> 'ok' AND at >= ";
 
-pub(crate) const SUMMARY_BY_OUTCOME: &str = "SELECT outcome, would_deny, COUNT(*) AS count \
-     FROM decisions WHERE ($1 IS NULL OR app_id = $1) AND ($2 IS NULL OR at >= $2) \
-     GROUP BY outcome, would_deny ORDER BY outcome, would_deny";
+/// The summary statements, each followed by ` AND ...` per set filter (`decisions_by_app_time
+/// (app_id, at)` serves an App ID with a start time) and then its `_GROUP` tail.
+pub(crate) const SUMMARY_BY_OUTCOME: &str = "SELECT d.outcome AS outcome, d.would_deny AS would_deny, COUNT(*) AS count \
+     FROM decisions d WHERE 1 = 1";
+pub(crate) const SUMMARY_BY_OUTCOME_GROUP: &str =
+    " GROUP BY d.outcome, d.would_deny ORDER BY d.outcome, d.would_deny";
 
 pub(crate) const SUMMARY_BY_REASON: &str = "SELECT d.outcome AS outcome, r.code AS reason, \
      COUNT(*) AS count FROM decisions d JOIN decision_reasons r ON r.decision_id = d.id \
-     WHERE ($1 IS NULL OR d.app_id = $1) AND ($2 IS NULL OR d.at >= $2) \
-     GROUP BY d.outcome, r.code ORDER BY d.outcome, r.code";
+     WHERE 1 = 1";
+pub(crate) const SUMMARY_BY_REASON_GROUP: &str =
+    " GROUP BY d.outcome, r.code ORDER BY d.outcome, r.code";
 
-pub(crate) const SUMMARY_WOULD_DENY_DEVICES: &str = "SELECT COUNT(DISTINCT device_id) \
-     FROM decisions WHERE ($1 IS NULL OR app_id = $1) AND ($2 IS NULL OR at >= $2) \
-     AND would_deny = 1";
+pub(crate) const SUMMARY_WOULD_DENY_DEVICES: &str =
+    "SELECT COUNT(DISTINCT d.device_id) FROM decisions d WHERE d.would_deny = 1";
 
 /// The columns of `webhook_deliveries`, in [`crate::rows::DeliveryRow`] order.
 macro_rules! delivery_columns {
