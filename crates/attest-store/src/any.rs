@@ -6,10 +6,10 @@ use time::OffsetDateTime;
 
 use crate::{
     AssertionCommit, AssertionCommitted, ContextQuery, CounterAdvance, CounterAnomaly, Decision,
-    DecisionFilter, DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceHistory, DeviceKey,
-    Environment, FailureCount, FailureScope, KeyContext, KeyFilter, KeyId, LoggedDecision,
-    NewWebhookDelivery, PostgresStore, SigningKey, SpentChallenge, SqliteStore, Store, StoreError,
-    SummaryFilter, WebhookDelivery,
+    DecisionFilter, DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceKey, Environment,
+    FailureCount, FailureScope, KeyContext, KeyFilter, KeyId, LoggedDecision, NewWebhookDelivery,
+    PostgresStore, SigningKey, SpentChallenge, SqliteStore, Store, StoreError, SummaryFilter,
+    WebhookDelivery,
 };
 
 /// Connection settings shared by both backends.
@@ -137,13 +137,6 @@ impl Store for AnyStore {
         query: &ContextQuery,
     ) -> Result<Option<KeyContext>, StoreError> {
         dispatch!(self.key_context(key_id, query))
-    }
-
-    async fn device_key_with_history(
-        &self,
-        key_id: KeyId,
-    ) -> Result<Option<(DeviceKey, DeviceHistory)>, StoreError> {
-        dispatch!(self.device_key_with_history(key_id))
     }
 
     async fn advance_counter(

@@ -142,22 +142,6 @@ macro_rules! impl_store_for {
                     .transpose()
             }
 
-            async fn device_key_with_history(
-                &self,
-                key_id: $crate::KeyId,
-            ) -> Result<Option<($crate::DeviceKey, $crate::DeviceHistory)>, $crate::StoreError>
-            {
-                sqlx::query_as::<_, $crate::rows::DeviceKeyHistoryRow>(
-                    $crate::sql::DEVICE_KEY_WITH_HISTORY,
-                )
-                .bind(key_id.as_slice())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err($crate::StoreError::from_sqlx)?
-                .map(<($crate::DeviceKey, $crate::DeviceHistory)>::try_from)
-                .transpose()
-            }
-
             async fn advance_counter(
                 &self,
                 key_id: $crate::KeyId,

@@ -16,30 +16,11 @@ use crate::records::{
 use crate::webhook::WebhookDelivery;
 
 #[derive(sqlx::FromRow)]
-pub(crate) struct DeviceKeyHistoryRow {
+pub(crate) struct KeyContextRow {
     #[sqlx(flatten)]
     key: DeviceKeyRow,
     history_keys: i64,
     history_first_seen: Option<i64>,
-}
-
-impl TryFrom<DeviceKeyHistoryRow> for (DeviceKey, DeviceHistory) {
-    type Error = StoreError;
-    fn try_from(row: DeviceKeyHistoryRow) -> Result<Self, StoreError> {
-        let history = DeviceHistory {
-            keys: u64::try_from(row.history_keys).map_err(|_| {
-                StoreError::Corrupt(format!("key count {} out of range", row.history_keys))
-            })?,
-            first_seen: row.history_first_seen.map(time_from_unix).transpose()?,
-        };
-        Ok((DeviceKey::try_from(row.key)?, history))
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct KeyContextRow {
-    #[sqlx(flatten)]
-    history: DeviceKeyHistoryRow,
     keys_from_ip: Option<i64>,
     keys_for_user: Option<i64>,
     failures: String,
@@ -48,7 +29,10 @@ pub(crate) struct KeyContextRow {
 impl TryFrom<KeyContextRow> for KeyContext {
     type Error = StoreError;
     fn try_from(row: KeyContextRow) -> Result<Self, StoreError> {
-        let (key, history) = row.history.try_into()?;
+        let history = DeviceHistory {
+            keys: count_from_db(row.history_keys)?,
+            first_seen: row.history_first_seen.map(time_from_unix).transpose()?,
+        };
         let pairs: Vec<(String, i64)> = serde_json::from_str(&row.failures)
             .map_err(|error| StoreError::Corrupt(format!("failure counts: {error}")))?;
         let mut failures = pairs
@@ -62,7 +46,7 @@ impl TryFrom<KeyContextRow> for KeyContext {
             .collect::<Result<Vec<_>, StoreError>>()?;
         failures.sort_unstable_by(|a, b| a.code.cmp(&b.code));
         Ok(Self {
-            key,
+            key: DeviceKey::try_from(row.key)?,
             history,
             failures,
             keys_from_ip: row.keys_from_ip.map(count_from_db).transpose()?,

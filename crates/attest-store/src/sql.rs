@@ -45,17 +45,6 @@ pub(crate) const DEVICE_KEY: &str = concat!(
     " FROM device_keys WHERE key_id = $1"
 );
 
-/// The key and, from the `device_keys_by_app_device` index alone, its device's history in its app.
-pub(crate) const DEVICE_KEY_WITH_HISTORY: &str = concat!(
-    "SELECT ",
-    device_key_columns!(),
-    ", (SELECT COUNT(*) FROM device_keys h WHERE h.app_id = k.app_id \
-        AND h.device_id = k.device_id) AS history_keys, \
-     (SELECT MIN(h.created_at) FROM device_keys h WHERE h.app_id = k.app_id \
-        AND h.device_id = k.device_id) AS history_first_seen \
-     FROM device_keys k WHERE k.key_id = $1"
-);
-
 /// `Store::key_context`: the key, its device history and the request's risk counts in one
 /// query, with the backend's JSON aggregate for the failures by code (`$failures`, over rows
 /// `code`, `n`). `$1` key id, `$2` failures since, `$3` client address, `$4` keys since,

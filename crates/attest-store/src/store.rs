@@ -6,9 +6,9 @@ use time::OffsetDateTime;
 
 use crate::{
     AssertionCommit, AssertionCommitted, ContextQuery, CounterAdvance, CounterAnomaly, Decision,
-    DecisionFilter, DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceHistory, DeviceKey,
-    Environment, FailureCount, FailureScope, KeyContext, KeyFilter, KeyId, LoggedDecision,
-    NewWebhookDelivery, SigningKey, SpentChallenge, StoreError, SummaryFilter, WebhookDelivery,
+    DecisionFilter, DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceKey, Environment,
+    FailureCount, FailureScope, KeyContext, KeyFilter, KeyId, LoggedDecision, NewWebhookDelivery,
+    SigningKey, SpentChallenge, StoreError, SummaryFilter, WebhookDelivery,
 };
 
 /// Persistent state of attestd: challenges, attested keys, the decision log and JWT signing
@@ -125,12 +125,6 @@ pub trait Store: Send + Sync {
         key_id: KeyId,
         query: &ContextQuery,
     ) -> impl Future<Output = Result<Option<KeyContext>, StoreError>> + Send;
-
-    /// The key with this id and the history of its device in its app, in one query.
-    fn device_key_with_history(
-        &self,
-        key_id: KeyId,
-    ) -> impl Future<Output = Result<Option<(DeviceKey, DeviceHistory)>, StoreError>> + Send;
 
     /// Atomically raises the key's counter to `new_counter` if that is greater than the stored
     /// counter and the key is not revoked; then also sets `last_seen_at` to `now` and counts

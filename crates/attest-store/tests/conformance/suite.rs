@@ -8,9 +8,9 @@ pub use crate::suite_ext::*;
 pub use crate::suite_webhooks::*;
 
 use attest_store::{
-    AssertionCommit, AssertionCommitted, CounterAdvance, Decision, DecisionFilter, DeviceHistory,
-    DeviceKey, Environment, KeyId, Outcome, RevocationReason, SigningKey, SpentChallenge, Store,
-    StoreError,
+    AssertionCommit, AssertionCommitted, ContextQuery, CounterAdvance, Decision, DecisionFilter,
+    DeviceHistory, DeviceKey, Environment, KeyContext, KeyId, Outcome, RevocationReason,
+    SigningKey, SpentChallenge, Store, StoreError,
 };
 use serde_json::json;
 use time::macros::datetime;
@@ -531,8 +531,15 @@ pub async fn a_key_comes_with_its_device_history<S: Store>(store: S) {
         .revoke_device_key(key_id(2), T0)
         .await
         .expect("revoke");
-    let (key, history) = store
-        .device_key_with_history(key_id(1))
+    let no_counts = ContextQuery {
+        client_ip: None,
+        failures_since: T0,
+        keys_since: T0,
+        count_ip_keys: false,
+        count_user_keys: false,
+    };
+    let KeyContext { key, history, .. } = store
+        .key_context(key_id(1), &no_counts)
         .await
         .expect("read")
         .expect("exists");
@@ -547,7 +554,7 @@ pub async fn a_key_comes_with_its_device_history<S: Store>(store: S) {
     );
     assert_eq!(
         store
-            .device_key_with_history(key_id(9))
+            .key_context(key_id(9), &no_counts)
             .await
             .expect("read"),
         None
