@@ -96,22 +96,18 @@ pub async fn assert(
         (None, Ok(_)) => return Err(ApiError::Internal),
     };
 
-    // Decide on the key as the commit leaves it.
+    // Decide on the key as the commit leaves it (put back if the commit refuses).
     let seen = whole_seconds(started);
-    let mut advanced = key.clone();
-    advanced.counter = counter;
-    advanced.assertion_count = advanced.assertion_count.saturating_add(1);
-    advanced.last_seen_at = seen;
-    let subject = subject_of(Some(app), &advanced, history, &input, &prefetched);
-    let (verdict, _) = decide_verified(state, app, &subject, started).await?;
-    let entry = Entry {
-        route,
-        subject: &subject,
-        code: "ok",
-        verdict: &verdict,
-        now: started,
+    let stored = (key.counter, key.assertion_count, key.last_seen_at);
+    key.counter = counter;
+    key.assertion_count = key.assertion_count.saturating_add(1);
+    key.last_seen_at = seen;
+    let (verdict, decision) = {
+        let subject = subject_of(Some(app), &key, history, &input, &prefetched);
+        let (verdict, _) = decide_verified(state, app, &subject, started).await?;
+        let decision = log_entry(&entry(route, &subject, &verdict, started));
+        (verdict, decision)
     };
-    let decision = log_entry(&entry);
     let committed = state
         .store
         .commit_assertion(AssertionCommit {
@@ -125,29 +121,22 @@ pub async fn assert(
             decision: &decision,
         })
         .await?;
-    let refusal = match committed {
-        AssertionCommitted::Accepted { .. } => None,
-        refused => {
-            Some(match refused {
-                AssertionCommitted::ChallengeSpent => ApiError::ChallengeInvalid,
-                // Another request advanced the counter since the key was read.
-                AssertionCommitted::NotAdvanced(CounterAdvance::Replayed { stored }) => {
-                    key.counter = stored;
-                    anomaly(state, &mut key, counter, stored).await
-                }
-                AssertionCommitted::NotAdvanced(CounterAdvance::Revoked) => ApiError::KeyRevoked,
-                AssertionCommitted::NotAdvanced(CounterAdvance::UnknownKey) => ApiError::KeyUnknown,
-                AssertionCommitted::Accepted { .. }
-                | AssertionCommitted::NotAdvanced(CounterAdvance::Advanced) => ApiError::Internal,
-            })
-        }
-    };
-    if let Some(error) = refusal {
+    if let Some(refused) = refusal(committed) {
+        (key.counter, key.assertion_count, key.last_seen_at) = stored;
+        let error = match refused {
+            // Another request advanced the counter since the key was read.
+            Refusal::Counter { stored } => {
+                key.counter = stored;
+                anomaly(state, &mut key, counter, stored).await
+            }
+            Refusal::Other(error) => error,
+        };
         let subject = subject_of(Some(app), &key, history, &input, &prefetched);
         return Err(refuse(state, route, &subject, error, started).await);
     }
     count_verification(DecisionKind::Assertion.as_str(), "ok");
-    after_logging(state, &entry).await;
+    let subject = subject_of(Some(app), &key, history, &input, &prefetched);
+    after_logging(state, &entry(route, &subject, &verdict, started)).await;
     if verdict.denied() {
         // The counter has advanced (it must never go back); no next challenge.
         return Err(denial(&verdict));
@@ -155,10 +144,48 @@ pub async fn assert(
     let next_challenge =
         issue_challenge(state, app, ChallengePurpose::Assertion, Some(input.key_id))?;
     Ok(Asserted {
-        device: advanced,
+        device: key,
         counter,
         next_challenge,
         verdict,
+    })
+}
+
+/// The log entry of an accepted assertion.
+fn entry<'a>(
+    route: &'static str,
+    subject: &'a Subject<'a>,
+    verdict: &'a Verdict,
+    now: OffsetDateTime,
+) -> Entry<'a> {
+    Entry {
+        route,
+        subject,
+        code: "ok",
+        verdict,
+        now,
+    }
+}
+
+/// Why a commit refused an assertion that verified.
+enum Refusal {
+    /// The stored counter is not below the assertion's: a concurrent request got there first.
+    Counter { stored: u32 },
+    /// Anything else, as the error to answer.
+    Other(ApiError),
+}
+
+/// `None` if the commit accepted the assertion.
+fn refusal(committed: AssertionCommitted) -> Option<Refusal> {
+    Some(match committed {
+        AssertionCommitted::Accepted { .. } => return None,
+        AssertionCommitted::ChallengeSpent => Refusal::Other(ApiError::ChallengeInvalid),
+        AssertionCommitted::NotAdvanced(advance) => match advance {
+            CounterAdvance::Replayed { stored } => Refusal::Counter { stored },
+            CounterAdvance::Revoked => Refusal::Other(ApiError::KeyRevoked),
+            CounterAdvance::UnknownKey => Refusal::Other(ApiError::KeyUnknown),
+            CounterAdvance::Advanced => Refusal::Other(ApiError::Internal),
+        },
     })
 }
 
