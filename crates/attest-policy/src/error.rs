@@ -41,4 +41,7 @@ pub enum ConfigError {
     /// An expected validation category that is not an even-length, non-empty hex string.
     #[error("expected validation category {0:?} is not hex")]
     InvalidHex(String),
+    /// A DeviceCheck flag bit other than 0 or 1.
+    #[error("device_check_flag_bits: {0} is not a DeviceCheck bit (0 or 1)")]
+    InvalidDeviceCheckBit(u8),
 }

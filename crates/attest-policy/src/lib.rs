@@ -15,5 +15,7 @@ pub use policy::{
     ClockTime, Day, MAX_UTC_OFFSET_MINUTES, Mode, PermissionsByBand, Policy, TimeWindow,
 };
 pub use risk::{Band, FactorName, MAX_SCORE, RiskAssessment, RiskFactor, assess};
-pub use signals::{Environment, FailureCounts, ReceiptStatus, Signals, Verification, WindowCount};
+pub use signals::{
+    DeviceCheck, Environment, FailureCounts, ReceiptStatus, Signals, Verification, WindowCount,
+};
 pub use weights::RiskWeights;

@@ -6,7 +6,9 @@ use std::ops::RangeInclusive;
 use serde::{Deserialize, Serialize};
 use time::Duration;
 
-use crate::signals::{Environment, ReceiptStatus, Signals, Verification, fmt_duration, to_hex};
+use crate::signals::{
+    DeviceCheck, Environment, ReceiptStatus, Signals, Verification, fmt_duration, to_hex,
+};
 use crate::weights::RiskWeights;
 
 /// The highest possible score.
@@ -99,11 +101,15 @@ pub enum FactorName {
     ClockSkew,
     /// The iOS 27 validation category is not one the app expects.
     UnexpectedValidationCategory,
+    /// Apple did not recognise the request's DeviceCheck token.
+    DeviceCheckInvalid,
+    /// A DeviceCheck bit the app treats as a flag is set for the device.
+    DeviceCheckFlagged,
 }
 
 impl FactorName {
     /// Every factor, in the order [`assess`] evaluates and lists them.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::VerificationFailed,
         Self::ReceiptInvalid,
         Self::ReceiptMissing,
@@ -118,6 +124,8 @@ impl FactorName {
         Self::DevelopmentKeyInProductionApp,
         Self::ClockSkew,
         Self::UnexpectedValidationCategory,
+        Self::DeviceCheckInvalid,
+        Self::DeviceCheckFlagged,
     ];
 
     /// The stable snake_case id, e.g. `high_apple_risk_metric`.
@@ -137,6 +145,8 @@ impl FactorName {
             Self::DevelopmentKeyInProductionApp => "development_key_in_production_app",
             Self::ClockSkew => "clock_skew",
             Self::UnexpectedValidationCategory => "unexpected_validation_category",
+            Self::DeviceCheckInvalid => "device_check_invalid",
+            Self::DeviceCheckFlagged => "device_check_flagged",
         }
     }
 }
@@ -409,6 +419,37 @@ pub fn assess(signals: &Signals, weights: &RiskWeights) -> RiskAssessment {
                 ),
             );
         }
+    }
+
+    match signals.device_check {
+        Some(DeviceCheck { valid: false, .. }) => add(
+            FactorName::DeviceCheckInvalid,
+            weights.device_check_invalid,
+            "Apple did not recognise the DeviceCheck token".to_owned(),
+        ),
+        Some(DeviceCheck {
+            valid: true,
+            bits: Some(bits),
+        }) => {
+            let set: Vec<String> = weights
+                .device_check_flag_bits
+                .iter()
+                .filter(|&&bit| bits.get(usize::from(bit)).copied().unwrap_or(false))
+                .map(|bit| format!("bit{bit}"))
+                .collect();
+            if !set.is_empty() {
+                add(
+                    FactorName::DeviceCheckFlagged,
+                    weights.device_check_flagged,
+                    format!("DeviceCheck {} set for this device", set.join(" and ")),
+                );
+            }
+        }
+        Some(DeviceCheck {
+            valid: true,
+            bits: None,
+        })
+        | None => {}
     }
 
     RiskAssessment::from_factors(factors, signals.receipt.clone(), signals.environment)
@@ -788,6 +829,10 @@ mod tests {
             client_time: Some(NOW + Duration::DAY),
             validation_category: Some(vec![9]),
             bundle_version: None,
+            device_check: Some(DeviceCheck {
+                valid: true,
+                bits: Some([false, true]),
+            }),
         }
     }
 
@@ -795,15 +840,17 @@ mod tests {
     fn score_saturates_at_100_and_lists_all_factors_in_order() {
         let weights = RiskWeights {
             expected_validation_categories: vec!["01".into()],
+            device_check_flag_bits: vec![1],
             ..RiskWeights::default()
         };
         let a = assess(&everything(), &weights);
         assert_eq!(a.score, 100);
         assert_eq!(a.band, Band::Critical);
-        // Everything but `receipt_missing`, which excludes `receipt_invalid`.
+        // Everything but `receipt_missing`, which excludes `receipt_invalid`, and
+        // `device_check_invalid`, which excludes `device_check_flagged`.
         let expected: Vec<_> = FactorName::ALL
             .into_iter()
-            .filter(|&n| n != FactorName::ReceiptMissing)
+            .filter(|&n| n != FactorName::ReceiptMissing && n != FactorName::DeviceCheckInvalid)
             .collect();
         let names: Vec<_> = a.factors.iter().map(|f| f.name).collect();
         assert_eq!(names, expected);
@@ -813,6 +860,59 @@ mod tests {
             a.factor_names(),
             expected.iter().map(|n| n.as_str()).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn device_check_invalid_token_and_flag_bits() {
+        let invalid = Signals {
+            device_check: Some(DeviceCheck {
+                valid: false,
+                bits: None,
+            }),
+            ..base()
+        };
+        let f = only(&invalid);
+        assert_eq!((f.name, f.points), (FactorName::DeviceCheckInvalid, 40));
+
+        let flagged = |bits| Signals {
+            device_check: Some(DeviceCheck { valid: true, bits }),
+            ..base()
+        };
+        // Bits mean nothing until the app names its flag bits.
+        let unset_weights = RiskWeights::default();
+        assert!(
+            assess(&flagged(Some([true, true])), &unset_weights)
+                .factors
+                .is_empty()
+        );
+        let weights = RiskWeights {
+            device_check_flag_bits: vec![1],
+            ..RiskWeights::default()
+        };
+        assert!(
+            assess(&flagged(Some([true, false])), &weights)
+                .factors
+                .is_empty()
+        );
+        assert!(assess(&flagged(None), &weights).factors.is_empty());
+        let a = assess(&flagged(Some([false, true])), &weights);
+        assert_eq!(a.factor_names(), ["device_check_flagged"]);
+        assert_eq!(a.score, 30);
+        assert_eq!(
+            a.factors[0].evidence,
+            "DeviceCheck bit1 set for this device"
+        );
+        let both = RiskWeights {
+            device_check_flag_bits: vec![0, 1],
+            ..RiskWeights::default()
+        };
+        let a = assess(&flagged(Some([true, true])), &both);
+        assert_eq!(
+            a.factors[0].evidence,
+            "DeviceCheck bit0 and bit1 set for this device"
+        );
+        // An unreachable Apple (no signal) is not evidence.
+        assert!(assess(&base(), &both).factors.is_empty());
     }
 
     #[test]

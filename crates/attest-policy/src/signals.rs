@@ -98,6 +98,16 @@ impl FailureCounts {
     }
 }
 
+/// What Apple's DeviceCheck service said about a device token sent with the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DeviceCheck {
+    /// Apple recognised the token as coming from a genuine Apple device running one of the
+    /// team's apps.
+    pub valid: bool,
+    /// The team's two per-device bits, when the token is valid and they were ever set.
+    pub bits: Option<[bool; 2]>,
+}
+
 /// Everything [`crate::assess`] looks at. Unknown facts stay `None` (or `0` for the counter
 /// anomaly counts) and never trigger a factor.
 ///
@@ -141,6 +151,9 @@ pub struct Signals {
     /// iOS 27 `apple_bundle_version_01` (CFBundleVersion). Carried for the record and named in
     /// evidence; not scored.
     pub bundle_version: Option<String>,
+    /// Apple's answer about a DeviceCheck token the request carried; `None` when it carried
+    /// none or Apple could not be asked (an unreachable Apple is not evidence either way).
+    pub device_check: Option<DeviceCheck>,
 }
 
 impl Signals {
@@ -164,6 +177,7 @@ impl Signals {
             client_time: None,
             validation_category: None,
             bundle_version: None,
+            device_check: None,
         }
     }
 }

@@ -107,6 +107,22 @@ pub struct RiskWeights {
     /// Default **empty** (factor off): Apple does not document the values, so the app pins the
     /// ones it observes (lowercase or uppercase hex of the raw bytes, e.g. `"01000000"`).
     pub expected_validation_categories: Vec<String>,
+
+    /// `device_check_invalid`. Default **40**: the request carried a DeviceCheck token that
+    /// Apple does not recognise as coming from a genuine device running the team's app: a
+    /// forged or replayed token, or a token from another team's app. As strong as an invalid
+    /// receipt, for the same reason (Apple's verdict, but about a side channel, not the
+    /// request's own proof).
+    pub device_check_invalid: u8,
+
+    /// `device_check_flagged`. Default **30**: one of the team's two DeviceCheck bits named in
+    /// [`RiskWeights::device_check_flag_bits`] is set for the device: the team marked it
+    /// earlier (e.g. "abused a promotion", "banned"), and the mark survives reinstalls and new
+    /// App Attest keys. Only scored when flag bits are named.
+    pub device_check_flagged: u8,
+    /// Default **empty** (factor off): which bits (`0`, `1`) mean "flagged" is the team's
+    /// convention, Apple gives them no meaning.
+    pub device_check_flag_bits: Vec<u8>,
 }
 
 impl Default for RiskWeights {
@@ -137,6 +153,9 @@ impl Default for RiskWeights {
             clock_skew_threshold_seconds: 300,
             unexpected_validation_category: 20,
             expected_validation_categories: Vec::new(),
+            device_check_invalid: 40,
+            device_check_flagged: 30,
+            device_check_flag_bits: Vec::new(),
         }
     }
 }
@@ -166,6 +185,8 @@ impl RiskWeights {
                 "unexpected_validation_category",
                 self.unexpected_validation_category,
             ),
+            ("device_check_invalid", self.device_check_invalid),
+            ("device_check_flagged", self.device_check_flagged),
         ];
         if let Some(&(field, value)) = points.iter().find(|(_, p)| *p > 100) {
             return Err(ConfigError::WeightAbove100 { field, value });
@@ -176,6 +197,9 @@ impl RiskWeights {
             .find(|c| c.is_empty() || c.len() % 2 != 0 || !c.bytes().all(|b| b.is_ascii_hexdigit()))
         {
             return Err(ConfigError::InvalidHex(bad.clone()));
+        }
+        if let Some(&bit) = self.device_check_flag_bits.iter().find(|&&bit| bit > 1) {
+            return Err(ConfigError::InvalidDeviceCheckBit(bit));
         }
         Ok(())
     }
@@ -228,6 +252,20 @@ mod tests {
             ..RiskWeights::default()
         };
         assert_eq!(w.validate(), Ok(()));
+    }
+
+    #[test]
+    fn device_check_flag_bits_are_0_or_1() {
+        let w = RiskWeights {
+            device_check_flag_bits: vec![0, 1],
+            ..RiskWeights::default()
+        };
+        assert_eq!(w.validate(), Ok(()));
+        let w = RiskWeights {
+            device_check_flag_bits: vec![2],
+            ..RiskWeights::default()
+        };
+        assert_eq!(w.validate(), Err(ConfigError::InvalidDeviceCheckBit(2)));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use attest_policy::{
-    Band, Environment, FailureCounts, MAX_SCORE, Policy, ReceiptStatus, RiskWeights, Signals,
-    Verification, WindowCount, assess, decide,
+    Band, DeviceCheck, Environment, FailureCounts, MAX_SCORE, Policy, ReceiptStatus, RiskWeights,
+    Signals, Verification, WindowCount, assess, decide,
 };
 use proptest::prelude::*;
 use time::{Duration, OffsetDateTime};
@@ -51,12 +51,16 @@ fn signals() -> impl Strategy<Value = Signals> {
             )),
             offset(),
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..5)),
+            proptest::option::of(
+                (any::<bool>(), proptest::option::of(any::<[bool; 2]>()))
+                    .prop_map(|(valid, bits)| DeviceCheck { valid, bits }),
+            ),
         ),
     )
         .prop_map(
             move |(
                 (verification, receipt, metric, metric_age, environment, prod_only, first, count),
-                (user, ip, regressions, replays, failures, client, category),
+                (user, ip, regressions, replays, failures, client, category, device_check),
             )| Signals {
                 now,
                 verification: verification.map_or(Verification::Ok, Verification::Failed),
@@ -78,17 +82,19 @@ fn signals() -> impl Strategy<Value = Signals> {
                 client_time: client.map(|s| now + Duration::seconds(s)),
                 validation_category: category,
                 bundle_version: None,
+                device_check,
             },
         )
 }
 
 fn weights() -> impl Strategy<Value = RiskWeights> {
     (
-        proptest::collection::vec(any::<u8>(), 14),
+        proptest::collection::vec(any::<u8>(), 16),
         proptest::collection::vec(0u32..10, 8),
         proptest::option::of(proptest::collection::vec("[0-9a-f]{2}", 1..3)),
+        proptest::collection::vec(0u8..2, 0..3),
     )
-        .prop_map(|(p, t, expected)| RiskWeights {
+        .prop_map(|(p, t, expected, flag_bits)| RiskWeights {
             verification_failed: p[0],
             receipt_invalid: p[1],
             receipt_missing: p[2],
@@ -103,6 +109,9 @@ fn weights() -> impl Strategy<Value = RiskWeights> {
             development_key_in_production_app: p[11],
             clock_skew: p[12],
             unexpected_validation_category: p[13],
+            device_check_invalid: p[14],
+            device_check_flagged: p[15],
+            device_check_flag_bits: flag_bits,
             apple_risk_metric_threshold: t[0],
             user_key_churn_threshold: t[1],
             ip_key_churn_threshold: t[2],

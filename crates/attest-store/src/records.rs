@@ -356,14 +356,18 @@ pub enum DecisionKind {
     Attestation,
     /// Using a key.
     Assertion,
+    /// A DeviceCheck token checked with Apple (`POST /v1/device-checks`): the fallback for
+    /// devices without App Attest.
+    DeviceCheck,
 }
 
 impl DecisionKind {
-    /// `attestation` or `assertion`, as stored.
+    /// `attestation`, `assertion` or `device_check`, as stored.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Attestation => "attestation",
             Self::Assertion => "assertion",
+            Self::DeviceCheck => "device_check",
         }
     }
 }
@@ -374,6 +378,7 @@ impl FromStr for DecisionKind {
         match s {
             "attestation" => Ok(Self::Attestation),
             "assertion" => Ok(Self::Assertion),
+            "device_check" => Ok(Self::DeviceCheck),
             _ => Err(UnknownValue("decision kind")),
         }
     }
@@ -517,7 +522,11 @@ mod tests {
         ] {
             assert_eq!(reason.as_str().parse(), Ok(reason));
         }
-        for kind in [DecisionKind::Attestation, DecisionKind::Assertion] {
+        for kind in [
+            DecisionKind::Attestation,
+            DecisionKind::Assertion,
+            DecisionKind::DeviceCheck,
+        ] {
             assert_eq!(kind.as_str().parse(), Ok(kind));
         }
         for mode in [PolicyMode::Off, PolicyMode::Monitor, PolicyMode::Enforce] {

@@ -78,3 +78,123 @@ async fn missing_sqlite_file_without_create_mode_is_unavailable() {
         .expect_err("no mode=rwc, no file");
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
 }
+
+/// Migration 0105 rebuilds SQLite's decision log (to widen a CHECK constraint): a database
+/// migrated up to 0104 keeps every decision and reason, and the rebuilt table takes the new
+/// `device_check` kind and still refuses what the old one refused.
+#[tokio::test]
+async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
+    use sqlx::Connection;
+    use sqlx::migrate::Migrator;
+
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let url = format!(
+        "sqlite://{}/attestd.db?mode=rwc",
+        directory.path().display()
+    );
+    let mut before = Migrator::new(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite"
+    )))
+    .await
+    .expect("migrations");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|migration| migration.version < 105)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let mut connection = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut connection)
+        .await
+        .expect("pragma");
+    before.run(&mut connection).await.expect("migrate to 0104");
+    sqlx::query(
+        "INSERT INTO decisions (id, at, app_id, key_id, route, outcome, code, risk_score, kind, \
+         device_id, user_id, client_ip, environment, mode, would_deny, reasons, factors) VALUES \
+         (1, 100, 'T.app', zeroblob(32), '/v1/assertions', 'deny', 'signature_invalid', 60, \
+          'assertion', 'd1', 'u1', '192.0.2.1', 'production', 'enforce', 1, \
+          '[{\"code\":\"verification_failed\",\"message\":\"m\"}]', '[]'), \
+         (2, 101, 'T.app', NULL, '/v1/attestations', 'allow', 'ok', 5, 'attestation', NULL, \
+          NULL, NULL, NULL, NULL, 0, '[]', '[]')",
+    )
+    .execute(&mut connection)
+    .await
+    .expect("decisions");
+    sqlx::query(
+        "INSERT INTO decision_reasons (decision_id, code) VALUES (1, 'verification_failed')",
+    )
+    .execute(&mut connection)
+    .await
+    .expect("reasons");
+    connection.close().await.expect("close");
+
+    let store = AnyStore::connect(&url)
+        .await
+        .expect("migrate to the latest");
+    let logged = store
+        .list_decisions(&attest_store::DecisionFilter::default(), 10)
+        .await
+        .expect("list");
+    let codes: Vec<_> = logged
+        .iter()
+        .map(|logged| (logged.decision.code.as_str(), logged.decision.kind))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("ok", Some(attest_store::DecisionKind::Attestation)),
+            (
+                "signature_invalid",
+                Some(attest_store::DecisionKind::Assertion)
+            ),
+        ]
+    );
+    let denied = &logged[1].decision;
+    assert_eq!(denied.device_id.as_deref(), Some("d1"));
+    assert_eq!(denied.reasons.len(), 1);
+    let summary = store
+        .decision_summary(&attest_store::SummaryFilter::default())
+        .await
+        .expect("summary");
+    assert!(
+        format!("{summary:?}").contains("verification_failed"),
+        "reasons still count: {summary:?}"
+    );
+    store.close().await;
+
+    // The rebuilt table: the new kind is accepted, an unknown one still refused, and a reason
+    // must still name a decision.
+    let mut connection = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query("PRAGMA foreign_keys = ON")
+        .execute(&mut connection)
+        .await
+        .expect("pragma");
+    const INSERT_DEVICE_CHECK: &str = "INSERT INTO decisions (at, app_id, route, outcome, code, \
+        kind) VALUES (1, 'T.app', '/v1/device-checks', 'allow', 'ok', 'device_check')";
+    const INSERT_OTHER: &str = "INSERT INTO decisions (at, app_id, route, outcome, code, kind) \
+        VALUES (1, 'T.app', '/v1/other', 'allow', 'ok', 'other')";
+    sqlx::query(INSERT_DEVICE_CHECK)
+        .execute(&mut connection)
+        .await
+        .expect("device_check is a kind");
+    assert!(
+        sqlx::query(INSERT_OTHER)
+            .execute(&mut connection)
+            .await
+            .is_err()
+    );
+    assert!(
+        sqlx::query("INSERT INTO decision_reasons (decision_id, code) VALUES (999, 'x')")
+            .execute(&mut connection)
+            .await
+            .is_err(),
+        "the foreign key survived the rebuild"
+    );
+}

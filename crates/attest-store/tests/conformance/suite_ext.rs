@@ -348,7 +348,10 @@ pub async fn decisions_keep_their_reasons_and_factors_and_filter_by_would_deny_a
         ],
         ..decision(T0, APP, Some(1), Outcome::AllowMonitored)
     };
-    let plain = decision(T0 + Duration::seconds(1), APP, Some(2), Outcome::Allow);
+    let plain = Decision {
+        kind: Some(DecisionKind::DeviceCheck),
+        ..decision(T0 + Duration::seconds(1), APP, Some(2), Outcome::Allow)
+    };
     let other_device = Decision {
         device_id: Some("d2".into()),
         would_deny: true,
@@ -386,7 +389,12 @@ pub async fn decisions_keep_their_reasons_and_factors_and_filter_by_would_deny_a
         ..Default::default()
     })
     .await;
-    assert_eq!(would_allow, [plain]);
+    assert_eq!(would_allow, std::slice::from_ref(&plain));
+    assert_eq!(
+        plain.kind,
+        Some(DecisionKind::DeviceCheck),
+        "kinds round-trip"
+    );
     let device = select(DecisionFilter {
         device_id: Some("d1".into()),
         ..Default::default()

@@ -75,6 +75,7 @@ pub struct FileApple {
     devicecheck_base_url_production: Option<String>,
     devicecheck_base_url_development: Option<String>,
     request_timeout_secs: Option<u64>,
+    device_check_signal_timeout_ms: Option<u64>,
     retry_max_attempts: Option<u32>,
     retry_base_delay_ms: Option<u64>,
     retry_max_delay_secs: Option<u64>,
@@ -162,6 +163,9 @@ pub struct AppleConfig {
     pub devicecheck_base_url_development: String,
     /// Whole-request timeout of one call to Apple.
     pub request_timeout: Duration,
+    /// How long an attestation or `/v1/device-checks` request waits for Apple's DeviceCheck
+    /// answer (all retries included) before going on without it.
+    pub device_check_signal_timeout: Duration,
     /// Retries within one exchange (5xx, transport, short `Retry-After`).
     pub retry: RetryPolicy,
     /// Consecutive 5xx or transport failures after which Apple counts as degraded.
@@ -183,6 +187,7 @@ impl Default for AppleConfig {
             devicecheck_base_url_production: DEVICE_CHECK_PRODUCTION_URL.to_owned(),
             devicecheck_base_url_development: DEVICE_CHECK_DEVELOPMENT_URL.to_owned(),
             request_timeout: Duration::from_secs(10),
+            device_check_signal_timeout: Duration::from_secs(2),
             retry: RetryPolicy {
                 max_attempts: 3,
                 base_delay: Duration::from_secs(1),
@@ -236,6 +241,9 @@ impl AppleConfig {
         }
         if let Some(value) = file.request_timeout_secs {
             config.request_timeout = secs(value);
+        }
+        if let Some(value) = file.device_check_signal_timeout_ms {
+            config.device_check_signal_timeout = Duration::from_millis(value);
         }
         if let Some(value) = file.retry_max_attempts {
             config.retry.max_attempts = value;
@@ -330,6 +338,11 @@ impl AppleConfig {
         if refresh.batch_size == 0 || refresh.poll_interval.is_zero() {
             return Err(ConfigError::Invalid(
                 "apple: refresh batch size and poll interval must be positive",
+            ));
+        }
+        if self.device_check_signal_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "apple: device_check_signal_timeout_ms must be positive",
             ));
         }
         if self.request_timeout.is_zero() {
