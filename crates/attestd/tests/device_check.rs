@@ -14,7 +14,8 @@ use common::{Db, Server};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use apple::{Apple, admin_post};
+use apple::{Apple, admin_get, admin_post};
+use common::{APP, factor, factor_names};
 
 on_both_stores!(
     validates_queries_and_updates_the_two_bits,
@@ -22,6 +23,9 @@ on_both_stores!(
     requests_are_checked_before_apple_is_called,
     without_credentials_devicecheck_is_unavailable,
     apple_refusing_our_key_is_a_bad_gateway,
+    device_check_is_a_fallback_for_devices_without_app_attest,
+    the_fallback_is_opt_in_and_checks_requests_before_apple,
+    a_device_check_token_with_an_attestation_is_scored,
 );
 
 /// A device token as `DCDevice.generateToken` gives it: base64 with line breaks.
@@ -316,5 +320,329 @@ async fn apple_refusing_our_key_is_a_bad_gateway(db: &Db) {
     let body = json!({ "deviceToken": TOKEN, "environment": "development" });
     let answer = admin_post(&server, "/admin/v1/devicecheck/validate", &body).await;
     assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+    server.stop().await;
+}
+
+// ---- the DeviceCheck fallback (`POST /v1/device-checks`) and DeviceCheck as a risk input ----
+
+/// The test config with Apple at the fake, no receipt refresh, and `device_check_fallback` on
+/// for [`APP`], which treats bit 1 as "flagged".
+fn fallback_config(db: &Db, apple: &Apple) -> attestd::server::config::Config {
+    let mut config = apple::config(db, apple);
+    // No receipt refreshes: they would take the fake's scripted answers.
+    config.apple.refresh_enabled = Some(false);
+    for app in &mut config.apps {
+        if app.id.as_str() == APP {
+            app.device_check_fallback = true;
+            app.risk.device_check_flag_bits = vec![1];
+        }
+    }
+    config
+}
+
+/// A distinct, well-formed device token.
+fn device_token(n: u32) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(format!("device-check-token-{n:04}-from-DCDevice"))
+}
+
+fn fallback_body(token: &str) -> Value {
+    json!({
+        "platform": "ios",
+        "format": "apple-devicecheck",
+        "appId": APP,
+        "deviceToken": token,
+        "environment": "development",
+        "userId": "user-7",
+    })
+}
+
+async fn device_check_is_a_fallback_for_devices_without_app_attest(db: &Db) {
+    let apple = Apple::start().await;
+    let server = Server::start_with(fallback_config(db, &apple)).await;
+
+    // A token Apple accepts, bits never set.
+    let first = device_token(1);
+    let (status, answer) = server
+        .post("/v1/device-checks", &fallback_body(&first))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["valid"], true);
+    assert_eq!(answer["assurance"], "device_check");
+    assert_eq!(answer["environment"], "development");
+    assert_eq!(
+        (&answer["bit0"], &answer["bit1"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(answer["decision"]["outcome"], "allow", "{answer}");
+    assert!(answer["riskScore"].is_u64(), "{answer}");
+    assert!(
+        answer.get("token").is_none(),
+        "no JWT for DeviceCheck alone"
+    );
+
+    // Each token works once, across requests (and instances: the spend is in the store).
+    let replay = server
+        .post("/v1/device-checks", &fallback_body(&first))
+        .await;
+    common::assert_error(&replay, StatusCode::CONFLICT, "device_token_reused");
+    assert_eq!(factor_names(&replay.1["details"]), ["verification_failed"]);
+
+    // The team flagged a device earlier (bit 1): the factor triggers.
+    let flagged = device_token(2);
+    let update = json!({
+        "deviceToken": flagged, "bit0": false, "bit1": true, "environment": "development"
+    });
+    let answer = admin_post(&server, "/admin/v1/devicecheck/update", &update).await;
+    assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+    let (status, answer) = server
+        .post("/v1/device-checks", &fallback_body(&flagged))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        (&answer["bit0"], &answer["bit1"]),
+        (&json!(false), &json!(true))
+    );
+    let flag = factor(&answer, "device_check_flagged").expect("flag factor");
+    assert_eq!(flag["points"], 30);
+    assert_eq!(flag["evidence"], "DeviceCheck bit1 set for this device");
+
+    // A token Apple refuses: 422 with the explanation, and logged.
+    apple.fake.push_response(common_scripted_invalid());
+    let refused = server
+        .post("/v1/device-checks", &fallback_body(&device_token(3)))
+        .await;
+    common::assert_error(
+        &refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "device_token_invalid",
+    );
+    let names = factor_names(&refused.1["details"]);
+    assert!(
+        names.contains(&"device_check_invalid".to_owned()),
+        "{names:?}"
+    );
+    assert_eq!(refused.1["details"]["decision"]["outcome"], "deny");
+
+    // Apple unreachable: 503 with Apple's code, no decision (nothing learnt), token spent.
+    apple.fake.push_response(Scripted::Drop);
+    let dropped = server
+        .post("/v1/device-checks", &fallback_body(&device_token(4)))
+        .await;
+    common::assert_error(
+        &dropped,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "apple_unreachable",
+    );
+    let again = server
+        .post("/v1/device-checks", &fallback_body(&device_token(4)))
+        .await;
+    common::assert_error(&again, StatusCode::CONFLICT, "device_token_reused");
+
+    // Every verdict is in the decision log with its kind.
+    let (status, log) = admin_get(&server, "/admin/v1/decisions?limit=50").await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let logged: Vec<(&str, &str)> = log["decisions"]
+        .as_array()
+        .expect("decisions")
+        .iter()
+        .filter(|d| d["kind"] == "device_check")
+        .map(|d| (d["code"].as_str().unwrap(), d["route"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            ("device_token_reused", "/v1/device-checks"),
+            ("device_token_invalid", "/v1/device-checks"),
+            ("ok", "/v1/device-checks"),
+            ("device_token_reused", "/v1/device-checks"),
+            ("ok", "/v1/device-checks"),
+        ],
+        "newest first; the Apple outage is not a decision"
+    );
+    let metrics = apple::metrics_text(&server).await;
+    assert!(
+        metrics.contains(r#"attestd_verifications_total{kind="device_check",result="ok"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"attestd_devicecheck_requests_total{operation="signal",result="apple_unreachable"}"#
+        ),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+/// Apple's "bad device token" answer.
+fn common_scripted_invalid() -> Scripted {
+    Scripted::status(400)
+}
+
+async fn the_fallback_is_opt_in_and_checks_requests_before_apple(db: &Db) {
+    let apple = Apple::start().await;
+    let server = Server::start_with(fallback_config(db, &apple)).await;
+    let token = device_token(9);
+    let other_app = with(
+        &fallback_body(&token),
+        json!({ "appId": common::OTHER_APP }),
+    );
+    let answer = server.post("/v1/device-checks", &other_app).await;
+    common::assert_error(&answer, StatusCode::FORBIDDEN, "device_check_disabled");
+    for (body, status, code) in [
+        (
+            with(
+                &fallback_body(&token),
+                json!({ "format": "apple-app-attest" }),
+            ),
+            StatusCode::BAD_REQUEST,
+            "unsupported_platform",
+        ),
+        (
+            with(&fallback_body(&token), json!({ "platform": "android" })),
+            StatusCode::BAD_REQUEST,
+            "unsupported_platform",
+        ),
+        (
+            with(
+                &fallback_body(&token),
+                json!({ "deviceToken": "not base64!" }),
+            ),
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        ),
+        (
+            with(&fallback_body(&token), json!({ "deviceToken": 5 })),
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        ),
+        (
+            with(&fallback_body(&token), json!({ "environment": "staging" })),
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        ),
+        (
+            with(&fallback_body(&token), json!({ "appId": "TEAM.unknown" })),
+            StatusCode::NOT_FOUND,
+            "unknown_app",
+        ),
+    ] {
+        let answer = server.post("/v1/device-checks", &body).await;
+        common::assert_error(&answer, status, code);
+    }
+    assert_eq!(apple.fake.counts().total, 0, "Apple was never called");
+    // The refusals above spent nothing: the token still works.
+    let (status, answer) = server
+        .post("/v1/device-checks", &fallback_body(&token))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    server.stop().await;
+
+    // Without Apple credentials the fallback cannot work: 503, not an acceptance.
+    let mut config = common::config(db);
+    config.apps[0].device_check_fallback = true;
+    let server = Server::start_with(config).await;
+    let answer = server
+        .post("/v1/device-checks", &fallback_body(&device_token(10)))
+        .await;
+    common::assert_error(
+        &answer,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "apple_not_configured",
+    );
+    server.stop().await;
+}
+
+fn with(body: &Value, extra: Value) -> Value {
+    common::with_fields(body.clone(), extra)
+}
+
+async fn a_device_check_token_with_an_attestation_is_scored(db: &Db) {
+    let apple = Apple::start().await;
+    let server = Server::start_with(fallback_config(db, &apple)).await;
+    let attest = |device_token: Option<String>| {
+        let server = &server;
+        async move {
+            let device = common::device();
+            let challenge = server.challenge(APP).await;
+            let attestation = common::attestation(&device, APP, &challenge);
+            let mut body = common::attestation_body(&device, APP, &challenge, &attestation);
+            if let Some(token) = device_token {
+                body = common::with_fields(body, json!({ "deviceCheckToken": token }));
+            }
+            server.post("/v1/attestations", &body).await
+        }
+    };
+
+    // Valid token, bits never set: no factor, and the answer says what Apple said.
+    let (status, answer) = attest(Some(device_token(20))).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(
+        answer["deviceIntelligence"]["deviceCheck"],
+        json!({ "status": "valid", "bit0": null, "bit1": null })
+    );
+    assert!(
+        factor(&answer, "device_check_invalid").is_none(),
+        "{answer}"
+    );
+
+    // Apple refuses the token: scored, the key is still registered (monitor-worthy, 40 points).
+    apple.fake.push_response(Scripted::status(400));
+    let (status, answer) = attest(Some(device_token(21))).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(
+        answer["deviceIntelligence"]["deviceCheck"]["status"],
+        "invalid"
+    );
+    assert_eq!(
+        factor(&answer, "device_check_invalid").expect("factor")["points"],
+        40
+    );
+
+    // Apple down: the attestation goes through without the signal, and says why.
+    apple.fake.push_response(Scripted::status(503));
+    let (status, answer) = attest(Some(device_token(22))).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(
+        answer["deviceIntelligence"]["deviceCheck"],
+        json!({ "status": "unavailable", "bit0": null, "bit1": null, "reason": "apple_server_error" })
+    );
+    assert!(
+        factor(&answer, "device_check_invalid").is_none(),
+        "{answer}"
+    );
+
+    // Apple slower than the signal timeout: same, within the timeout.
+    apple
+        .fake
+        .push_response(Scripted::Delay(Duration::from_secs(5)));
+    let started = std::time::Instant::now();
+    let (status, answer) = attest(Some(device_token(23))).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(
+        answer["deviceIntelligence"]["deviceCheck"]["status"],
+        "unavailable"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // No token: no DeviceCheck call, no field.
+    let calls = apple.fake.counts().query_two_bits;
+    let (status, answer) = attest(None).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert!(
+        answer["deviceIntelligence"].get("deviceCheck").is_none(),
+        "{answer}"
+    );
+    assert_eq!(apple.fake.counts().query_two_bits, calls);
+
+    // A malformed token is the client's mistake, refused before anything is verified.
+    let (status, answer) = attest(Some("not base64!".to_owned())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["details"]["field"], "deviceCheckToken");
     server.stop().await;
 }

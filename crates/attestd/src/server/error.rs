@@ -106,6 +106,16 @@ pub enum ApiError {
         /// `riskScore`, `riskBand`, `riskFactors`, `decision`, `permissions`.
         risk: Box<Map<String, Value>>,
     },
+    /// `POST /v1/device-checks` for an app that does not accept DeviceCheck-only devices.
+    #[error("this app does not accept DeviceCheck instead of App Attest (device_check_fallback)")]
+    DeviceCheckDisabled,
+    /// Apple does not recognise the DeviceCheck token.
+    #[error("Apple does not recognise this DeviceCheck token")]
+    DeviceTokenInvalid,
+    /// The DeviceCheck token was already presented: each `DCDevice.generateToken` result works
+    /// once.
+    #[error("this DeviceCheck token was already used: generate a new one")]
+    DeviceTokenReused,
     /// Missing or wrong admin bearer token.
     #[error("missing or invalid bearer token")]
     Unauthorized,
@@ -171,11 +181,13 @@ impl ApiError {
             Self::UnknownApp(_) | Self::KeyUnknown | Self::NotFound | Self::DeviceNotFound => {
                 StatusCode::NOT_FOUND
             }
-            Self::Verification(_) | Self::CounterInvalid { .. } | Self::CounterRegressed { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            Self::KeyAlreadyAttested => StatusCode::CONFLICT,
-            Self::KeyRevoked
+            Self::Verification(_)
+            | Self::CounterInvalid { .. }
+            | Self::CounterRegressed { .. }
+            | Self::DeviceTokenInvalid => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::KeyAlreadyAttested | Self::DeviceTokenReused => StatusCode::CONFLICT,
+            Self::DeviceCheckDisabled
+            | Self::KeyRevoked
             | Self::KeySuperseded
             | Self::KeyExpired
             | Self::PolicyDenied { .. } => StatusCode::FORBIDDEN,
@@ -205,6 +217,9 @@ impl ApiError {
             Self::CounterInvalid { .. } => "counter_invalid",
             Self::CounterRegressed { .. } => "counter_regressed",
             Self::PolicyDenied { .. } => "policy_denied",
+            Self::DeviceCheckDisabled => "device_check_disabled",
+            Self::DeviceTokenInvalid => "device_token_invalid",
+            Self::DeviceTokenReused => "device_token_reused",
             Self::Unauthorized => "unauthorized",
             Self::NotFound => "not_found",
             Self::DeviceNotFound => "device_not_found",
@@ -231,6 +246,9 @@ impl ApiError {
         "counter_invalid",
         "counter_regressed",
         "policy_denied",
+        "device_check_disabled",
+        "device_token_invalid",
+        "device_token_reused",
         "unauthorized",
         "not_found",
         "device_not_found",

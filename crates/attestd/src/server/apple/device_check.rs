@@ -10,8 +10,9 @@
 
 use std::sync::Arc;
 
-use attest_apple::{BitState, Error, TwoBits};
+use attest_apple::{Error, TwoBits};
 use attest_core::UnixTime;
+use attest_policy::DeviceCheck;
 use attest_store::Environment;
 use axum::Json;
 use axum::extract::State;
@@ -196,55 +197,96 @@ impl IntoResponse for DeviceCheckError {
     }
 }
 
-/// DeviceCheck as a risk input: whether Apple recognises the device token and the bits the
-/// team set for the device (`None`: never set).
+/// What became of a DeviceCheck token a request carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceCheckSignal {
-    /// Apple recognised the token as coming from a genuine device running the team's app.
-    pub valid: bool,
-    /// The two bits, when the token is valid and they were ever set.
-    pub bits: Option<BitState>,
+pub enum DeviceCheckSignal {
+    /// Apple answered: the token is valid (with the bits, if ever set) or not.
+    Answered(DeviceCheck),
+    /// Apple did not answer (in time) or refused our request: no signal, which must not be
+    /// read as "valid".
+    Unavailable(Error),
+    /// No Apple credentials are configured, so Apple was not asked.
+    NotConfigured,
 }
 
-impl Apple {
-    /// One DeviceCheck query, read as a risk input (for example as the fallback signal for a
-    /// device without App Attest): a token Apple refuses is `valid: false`; Apple being
-    /// unreachable, rate limiting or refusing our credentials is an `Err` (no signal, which the
-    /// caller must not read as "valid"). `Err(None)` without credentials.
-    pub async fn device_check_signal(
-        &self,
-        device_token: &str,
-        environment: Environment,
-    ) -> Result<DeviceCheckSignal, Option<Error>> {
-        let client = self.device_check(environment).ok_or(None)?;
-        let result = client.query_two_bits(device_token, UnixTime::now()).await;
-        self.health().observe(&result);
-        match result {
-            Ok(TwoBits::Found(bits)) => Ok(DeviceCheckSignal {
-                valid: true,
-                bits: Some(bits),
-            }),
-            Ok(TwoBits::NotFound) => Ok(DeviceCheckSignal {
-                valid: true,
-                bits: None,
-            }),
-            Err(Error::InvalidDeviceToken) => Ok(DeviceCheckSignal {
-                valid: false,
-                bits: None,
-            }),
-            Err(error) => Err(Some(error)),
+impl DeviceCheckSignal {
+    /// The risk input, when Apple answered.
+    pub fn answer(&self) -> Option<DeviceCheck> {
+        match self {
+            Self::Answered(answer) => Some(*answer),
+            Self::Unavailable(_) | Self::NotConfigured => None,
+        }
+    }
+
+    /// `ok`, `invalid`, or why there is no answer (`apple_unreachable`,
+    /// `apple_rate_limited`, `apple_not_configured`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Answered(DeviceCheck { valid: true, .. }) => "ok",
+            Self::Answered(_) => "invalid",
+            Self::Unavailable(error) => error.code(),
+            Self::NotConfigured => "apple_not_configured",
         }
     }
 }
 
-/// The token as Apple wants it: no whitespace, base64, bounded.
+impl Apple {
+    /// One DeviceCheck query made for a request (attestation risk input, `/v1/device-checks`):
+    /// a token Apple refuses is `valid: false`; Apple unreachable, rate limiting, refusing our
+    /// credentials or slower than `[apple] device_check_signal_timeout_ms` is
+    /// [`DeviceCheckSignal::Unavailable`], as is a server without credentials. Counted in
+    /// `attestd_devicecheck_requests_total{operation="signal"}`.
+    pub async fn device_check_signal(
+        &self,
+        device_token: &str,
+        environment: Environment,
+    ) -> DeviceCheckSignal {
+        let Some(client) = self.device_check(environment) else {
+            return DeviceCheckSignal::NotConfigured;
+        };
+        let query = client.query_two_bits(device_token, UnixTime::now());
+        let result =
+            match tokio::time::timeout(self.config().device_check_signal_timeout, query).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::Transport(
+                    "no answer within the signal timeout".into(),
+                )),
+            };
+        self.health().observe(&result);
+        let signal = match result {
+            Ok(TwoBits::Found(bits)) => DeviceCheckSignal::Answered(DeviceCheck {
+                valid: true,
+                bits: Some([bits.bit0, bits.bit1]),
+            }),
+            Ok(TwoBits::NotFound) => DeviceCheckSignal::Answered(DeviceCheck {
+                valid: true,
+                bits: None,
+            }),
+            Err(Error::InvalidDeviceToken) => DeviceCheckSignal::Answered(DeviceCheck {
+                valid: false,
+                bits: None,
+            }),
+            Err(error) => DeviceCheckSignal::Unavailable(error),
+        };
+        let outcome = match &signal {
+            DeviceCheckSignal::Answered(DeviceCheck { valid: false, .. }) => {
+                Error::InvalidDeviceToken.code()
+            }
+            other => other.code(),
+        };
+        metrics::counter!(DEVICE_CHECK_COUNTER, "operation" => "signal", "result" => outcome)
+            .increment(1);
+        signal
+    }
+}
+
 /// The cleaned device token and the DeviceCheck client of `environment`, as every route needs.
 fn token_and_client<'a>(
     state: &'a AppState,
     device_token_text: &str,
     environment: DeviceCheckEnvironment,
 ) -> Result<(String, &'a attest_apple::DeviceCheckClient), DeviceCheckError> {
-    let token = device_token(device_token_text)?;
+    let token = device_token("deviceToken", device_token_text)?;
     let client = state
         .apple
         .device_check(environment.into())
@@ -252,15 +294,16 @@ fn token_and_client<'a>(
     Ok((token, client))
 }
 
-fn device_token(text: &str) -> Result<String, ApiError> {
+/// The token as Apple wants it: no whitespace, base64, bounded. `field` names it in errors.
+pub fn device_token(field: &'static str, text: &str) -> Result<String, ApiError> {
     let token: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     if token.is_empty() || token.len() > MAX_DEVICE_TOKEN_LEN {
         return Err(ApiError::field(
-            "deviceToken",
-            format!("deviceToken must be 1 to {MAX_DEVICE_TOKEN_LEN} characters of base64"),
+            field,
+            format!("{field} must be 1 to {MAX_DEVICE_TOKEN_LEN} characters of base64"),
         ));
     }
-    decode_base64("deviceToken", &token)?;
+    decode_base64(field, &token)?;
     Ok(token)
 }
 
@@ -439,9 +482,10 @@ mod tests {
 
     #[test]
     fn device_tokens_are_base64_without_whitespace() {
-        assert_eq!(device_token("QUJD\nREVG\n").unwrap(), "QUJDREVG");
-        assert!(device_token("").is_err());
-        assert!(device_token("not base64!").is_err());
-        assert!(device_token(&"A".repeat(MAX_DEVICE_TOKEN_LEN + 4)).is_err());
+        let token = |text: &str| device_token("deviceToken", text);
+        assert_eq!(token("QUJD\nREVG\n").unwrap(), "QUJDREVG");
+        assert!(token("").is_err());
+        assert!(token("not base64!").is_err());
+        assert!(token(&"A".repeat(MAX_DEVICE_TOKEN_LEN + 4)).is_err());
     }
 }

@@ -354,6 +354,10 @@ pub struct AppConfig {
     pub policy: attest_policy::Policy,
     /// Risk factor weights and thresholds (`[apps.risk]`).
     pub risk: attest_policy::RiskWeights,
+    /// Whether `POST /v1/device-checks` accepts a DeviceCheck token alone, for devices without
+    /// App Attest. Default `false`: DeviceCheck proves a genuine device running one of the
+    /// team's apps, not an untampered build of this app, so it is opt-in.
+    pub device_check_fallback: bool,
 }
 
 impl AppConfig {
@@ -366,6 +370,7 @@ impl AppConfig {
             published: environment == EnvironmentPolicy::Production,
             policy: attest_policy::Policy::default(),
             risk: attest_policy::RiskWeights::default(),
+            device_check_fallback: false,
         }
     }
 }

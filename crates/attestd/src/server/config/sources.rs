@@ -183,6 +183,7 @@ pub(super) struct FileApp {
     published: Option<bool>,
     policy: Option<attest_policy::Policy>,
     risk: Option<attest_policy::RiskWeights>,
+    device_check_fallback: Option<bool>,
 }
 
 impl FileApp {
@@ -202,6 +203,7 @@ impl FileApp {
         }
         app.policy = self.policy.unwrap_or_default();
         app.risk = self.risk.unwrap_or_default();
+        app.device_check_fallback = self.device_check_fallback.unwrap_or(false);
         Ok(app)
     }
 }

@@ -7,7 +7,9 @@ pub use admin::{
     DecisionList, DecisionLogView, DecisionQuery, DeliveryList, DeliveryQuery, DeliveryView,
     DeviceDetail, OutcomeCountView, ReasonCountView, SummaryQuery, SummaryView, history_order,
 };
-pub use risk::{DecisionView, DeviceIntelligence, FactorView, ReasonView, RiskView};
+pub use risk::{
+    DecisionView, DeviceCheckView, DeviceIntelligence, FactorView, ReasonView, RiskView,
+};
 
 use attest_store::DeviceKey;
 use serde::{Deserialize, Serialize};
@@ -15,6 +17,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
+use super::apple::device_check::DeviceCheckEnvironment;
 use super::extract::encode_key_id;
 use super::flows::IssuedChallenge;
 
@@ -96,6 +99,11 @@ pub struct AttestationBody {
     /// stable installation id of the app's own). A new key for the same device (and
     /// environment) supersedes the previous one.
     pub device_id: Option<String>,
+    /// Optional: a DeviceCheck token (`DCDevice.generateToken`, base64) from the same device.
+    /// With Apple credentials configured, attestd asks Apple about it (development service for
+    /// development keys) and scores the answer (`device_check_invalid`,
+    /// `device_check_flagged`); Apple being unreachable only leaves the signal out.
+    pub device_check_token: Option<String>,
 }
 
 /// `201` answer of `POST /v1/attestations`.
@@ -150,6 +158,48 @@ pub struct AssertionResponse {
     pub counter: u32,
     /// A one-time challenge for the next assertion, bound to this key.
     pub next_challenge: ChallengeResponse,
+    /// Risk score, band, factors, decision and permissions.
+    #[serde(flatten)]
+    pub risk: RiskView,
+}
+
+/// `POST /v1/device-checks`: the DeviceCheck fallback for devices without App Attest.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeviceCheckBody {
+    /// Must be `ios`.
+    pub platform: String,
+    /// Must be `apple-devicecheck`.
+    pub format: String,
+    /// The token from `DCDevice.generateToken` (base64, line breaks allowed). Each token works
+    /// once.
+    pub device_token: String,
+    /// `production` (default) or `development` (tokens from development-signed builds).
+    #[serde(default)]
+    pub environment: DeviceCheckEnvironment,
+    /// App ID; defaults to `X-App-Id` or the only configured app.
+    pub app_id: Option<String>,
+    /// Optional: the user the app is signed in as (logged, counted in risk signals).
+    pub user_id: Option<String>,
+    /// Optional: the app's own installation id (logged, counted in risk signals).
+    pub device_id: Option<String>,
+}
+
+/// `200` answer of `POST /v1/device-checks`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceCheckResponse {
+    /// Always `true` (a token Apple refuses is a 422 `device_token_invalid`).
+    pub valid: bool,
+    /// The assurance this answer carries: always `device_check` (a genuine Apple device
+    /// running one of the team's apps; not App Attest's proof of an untampered build).
+    pub assurance: &'static str,
+    /// The DeviceCheck service asked.
+    pub environment: DeviceCheckEnvironment,
+    /// Bit 0 of the team's two per-device bits; `null` when never set.
+    pub bit0: Option<bool>,
+    /// Bit 1.
+    pub bit1: Option<bool>,
     /// Risk score, band, factors, decision and permissions.
     #[serde(flatten)]
     pub risk: RiskView,

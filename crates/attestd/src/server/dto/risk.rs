@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::rfc3339;
+use crate::server::apple::device_check::DeviceCheckSignal;
 use crate::server::risk::{Verdict, metadata};
 
 /// `riskScore`, `riskBand`, `riskFactors`, `decision`, `permissions`.
@@ -148,6 +149,43 @@ pub struct DeviceIntelligence {
     /// Recent failures of this key, device or address, by code (window: the configured
     /// failure window; all time on the admin API).
     pub failures_by_code: BTreeMap<String, u64>,
+    /// Apple's answer about the DeviceCheck token sent with this request; absent when none
+    /// was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_check: Option<DeviceCheckView>,
+}
+
+/// What Apple's DeviceCheck said about a device token sent with a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceCheckView {
+    /// `valid`, `invalid` (Apple does not recognise the token) or `unavailable` (Apple could
+    /// not be asked: see `reason`; the request was scored without it).
+    pub status: &'static str,
+    /// Bit 0 of the team's two per-device bits; `null` when never set or unknown.
+    pub bit0: Option<bool>,
+    /// Bit 1.
+    pub bit1: Option<bool>,
+    /// Why Apple could not be asked (`apple_unreachable`, `apple_rate_limited`,
+    /// `apple_not_configured`, ...), when `status` is `unavailable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+impl From<&DeviceCheckSignal> for DeviceCheckView {
+    fn from(signal: &DeviceCheckSignal) -> Self {
+        let (status, bits, reason) = match signal {
+            DeviceCheckSignal::Answered(answer) if answer.valid => ("valid", answer.bits, None),
+            DeviceCheckSignal::Answered(_) => ("invalid", None, None),
+            unavailable => ("unavailable", None, Some(unavailable.code())),
+        };
+        Self {
+            status,
+            bit0: bits.map(|[bit0, _]| bit0),
+            bit1: bits.map(|[_, bit1]| bit1),
+            reason,
+        }
+    }
 }
 
 impl DeviceIntelligence {
@@ -200,6 +238,7 @@ impl DeviceIntelligence {
             counter_regressions: keys.iter().map(|k| k.counter_regressions).sum(),
             replays: keys.iter().map(|k| k.replays).sum(),
             failures_by_code: failures.iter().map(|f| (f.code.clone(), f.count)).collect(),
+            device_check: None,
         }
     }
 }

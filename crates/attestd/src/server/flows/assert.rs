@@ -80,6 +80,7 @@ pub async fn assert(
             context: &input.context,
             client_time: None,
             prefetched: None,
+            device_check: None,
         };
         return Err(refuse(state, route, &subject, ApiError::KeyUnknown, started).await);
     };
@@ -210,6 +211,7 @@ fn subject_of<'a>(
         client_time: client_time(input.payload),
         // Read for the key's app: of no use if that app is no longer configured.
         prefetched: app.is_some().then_some(prefetched),
+        device_check: None,
     }
 }
 

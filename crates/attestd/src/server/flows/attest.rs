@@ -19,10 +19,11 @@ use super::{
     IssuedChallenge, conclude, decide_verified, issue_challenge, now, open_challenge, refuse,
     store_environment, unix_time,
 };
+use crate::server::apple::device_check::DeviceCheckSignal;
 use crate::server::challenge::ChallengePurpose;
 use crate::server::config::WebhookEvent;
 use crate::server::context::RequestContext;
-use crate::server::dto::DeviceIntelligence;
+use crate::server::dto::{DeviceCheckView, DeviceIntelligence};
 use crate::server::error::ApiError;
 use crate::server::extract::encode_key_id;
 use crate::server::risk::gather::{Subject, history_of};
@@ -43,6 +44,8 @@ pub struct AttestInput<'a> {
     pub attestation: Vec<u8>,
     /// The requester, with the optional user and device ids.
     pub context: RequestContext,
+    /// A DeviceCheck token from the same device (whitespace removed), to ask Apple about.
+    pub device_check_token: Option<String>,
 }
 
 /// A key registered by [`attest`].
@@ -94,6 +97,7 @@ fn claimed<'a>(input: &'a AttestInput<'a>) -> Subject<'a> {
         context: &input.context,
         client_time: None,
         prefetched: None,
+        device_check: None,
     }
 }
 
@@ -153,6 +157,10 @@ async fn register(
     let environment = store_environment(verified.environment());
     let lineage = Lineage::resolve(&state.store, app.id(), &input.context, environment).await?;
     let device = new_key(input, verified, &lineage, now);
+    let device_check = match &input.device_check_token {
+        Some(token) => Some(state.apple.device_check_signal(token, environment).await),
+        None => None,
+    };
     let subject = Subject {
         kind: DecisionKind::Attestation,
         app: Some(app),
@@ -165,6 +173,7 @@ async fn register(
         context: &input.context,
         client_time: None,
         prefetched: None,
+        device_check: device_check.as_ref().and_then(DeviceCheckSignal::answer),
     };
     // Scored before the key is stored: the counts of the store plus this key.
     let (verdict, failures) = decide_verified(state, app, &subject, now).await?;
@@ -215,7 +224,8 @@ async fn register(
         key.revoked_at = key.revoked_at.or(Some(device.created_at));
         key.revocation_reason = key.revocation_reason.or(Some(RevocationReason::Superseded));
     }
-    let intelligence = DeviceIntelligence::of(&device, &device_keys, &failures);
+    let mut intelligence = DeviceIntelligence::of(&device, &device_keys, &failures);
+    intelligence.device_check = device_check.as_ref().map(DeviceCheckView::from);
     Ok(Attested {
         device,
         token,

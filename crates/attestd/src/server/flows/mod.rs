@@ -7,6 +7,7 @@
 
 mod assert;
 mod attest;
+mod device_check;
 mod lineage;
 
 use std::borrow::Cow;
@@ -24,6 +25,7 @@ use time::OffsetDateTime;
 
 pub use assert::{AssertInput, Asserted, assert};
 pub use attest::{AttestInput, attest};
+pub use device_check::{DeviceCheckInput, device_check};
 
 use super::challenge::{self, ChallengePurpose, OpenedChallenge};
 use super::dto::RiskView;

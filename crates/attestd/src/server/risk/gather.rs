@@ -1,7 +1,7 @@
 //! Collects the [`Signals`] of one request from the request itself and the store.
 
 use attest_core::apple::KeyId;
-use attest_policy::{FailureCounts, RiskWeights, Signals, Verification, WindowCount};
+use attest_policy::{DeviceCheck, FailureCounts, RiskWeights, Signals, Verification, WindowCount};
 use attest_store::{
     ContextQuery, DecisionKind, DeviceHistory, DeviceKey, FailureCount, FailureScope, KeyContext,
     KeyFilter, Store, StoreError,
@@ -38,6 +38,8 @@ pub struct Subject<'a> {
     /// Counts already read with the key (assertions: [`Store::key_context`]), for the key's
     /// app; [`gather`] queries what is missing.
     pub prefetched: Option<&'a Prefetched>,
+    /// Apple's answer about a DeviceCheck token the request carried.
+    pub device_check: Option<DeviceCheck>,
 }
 
 /// Risk counts read together with the key, with the windows [`gather`] uses.
@@ -108,6 +110,7 @@ pub async fn gather(
     let mut signals = Signals::new(now);
     signals.verification = verification;
     signals.client_time = subject.client_time;
+    signals.device_check = subject.device_check;
     if let Some(key) = subject.key {
         KeyFacts::of(key, now).apply(&mut signals);
     }

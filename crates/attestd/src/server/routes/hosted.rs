@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::app_id_header;
+use crate::server::apple::device_check::device_token;
 use crate::server::challenge::ChallengePurpose;
 use crate::server::context::{ClientIp, RequestContext, client_id};
 use crate::server::dto::{ChallengeResponse, DecisionView, FactorView, RiskView, rfc3339};
@@ -38,6 +39,8 @@ pub struct ValidateBody {
     pub user_id: Option<String>,
     /// Optional device id (see `POST /v1/attestations`).
     pub device_id: Option<String>,
+    /// Optional DeviceCheck token (see `POST /v1/attestations`).
+    pub device_check_token: Option<String>,
 }
 
 /// Device intelligence in the hosted shape.
@@ -210,12 +213,18 @@ pub async fn validate(
     let app = state
         .apps
         .resolve(body.app_id.as_deref().or(app_id_header(&headers)))?;
+    let device_check_token = body
+        .device_check_token
+        .as_deref()
+        .map(|text| device_token("deviceCheckToken", text))
+        .transpose()?;
     let input = AttestInput {
         app,
         key_id,
         challenge: &body.challenge,
         attestation,
         context,
+        device_check_token,
     };
     let attested = flows::attest(&state, "/api/v1/attestation/validate", input).await?;
     let intelligence = &attested.intelligence;

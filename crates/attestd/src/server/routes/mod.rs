@@ -56,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/attestations", post(v1::create_attestation))
         .route("/v1/assertions", post(v1::create_assertion))
         .route("/v1/tokens", post(v1::create_token))
+        .route("/v1/device-checks", post(v1::create_device_check))
         .route("/api/v1/attestation/challenge", get(hosted::challenge))
         .route("/api/v1/attestation/validate", post(hosted::validate))
         .route("/.well-known/jwks.json", get(ops::jwks))

@@ -8,16 +8,18 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
 use super::app_id_header;
+use crate::server::apple::device_check::{DeviceCheckError, device_token};
 use crate::server::context::{ClientIp, RequestContext, client_id};
 use crate::server::dto::{
     AssertionBody, AssertionResponse, AttestationBody, AttestationResponse, ChallengeRequest,
-    ChallengeResponse, PurposeBody, RiskView, TokenResponse, rfc3339,
+    ChallengeResponse, DeviceCheckBody, DeviceCheckResponse, PurposeBody, RiskView, TokenResponse,
+    rfc3339,
 };
 use crate::server::error::{ApiError, ErrorBody};
 use crate::server::extract::{
     ApiJson, OptionalJson, check_platform, decode_base64, decode_key_id, encode_key_id,
 };
-use crate::server::flows::{self, AssertInput, AttestInput};
+use crate::server::flows::{self, AssertInput, AttestInput, DeviceCheckInput};
 use crate::server::state::AppState;
 
 /// Issues a one-time challenge.
@@ -98,12 +100,18 @@ pub async fn create_attestation(
     let app = state
         .apps
         .resolve(body.app_id.as_deref().or(app_id_header(&headers)))?;
+    let device_check_token = body
+        .device_check_token
+        .as_deref()
+        .map(|text| device_token("deviceCheckToken", text))
+        .transpose()?;
     let input = AttestInput {
         app,
         key_id,
         challenge: &body.challenge,
         attestation,
         context,
+        device_check_token,
     };
     let attested = flows::attest(&state, "/v1/attestations", input).await?;
     let response = AttestationResponse {
@@ -217,5 +225,73 @@ pub async fn create_token(
         token: token.token,
         expires_at: rfc3339(token.expires_at),
         assertion: assertion_response(asserted),
+    }))
+}
+
+/// The DeviceCheck fallback for devices without App Attest: asks Apple about a DeviceCheck
+/// token, then scores, decides and logs it (decision kind `device_check`). Opt-in per app
+/// (`device_check_fallback = true`); answers a verdict for the caller's backend, no JWT.
+#[utoipa::path(
+    post,
+    path = "/v1/device-checks",
+    tag = "app-attest",
+    request_body = DeviceCheckBody,
+    params(("X-App-Id" = Option<String>, Header, description = "App ID, if not in the body")),
+    responses(
+        (status = 200, description = "Apple accepted the token (decision allow or allow_monitored)", body = DeviceCheckResponse),
+        (status = 400, description = "malformed_request, unsupported_platform", body = ErrorBody),
+        (status = 403, description = "device_check_disabled (the app has no device_check_fallback); policy_denied", body = ErrorBody),
+        (status = 404, description = "unknown_app", body = ErrorBody),
+        (status = 409, description = "device_token_reused: each token works once", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 422, description = "device_token_invalid: Apple does not recognise the token", body = ErrorBody),
+        (status = 502, description = "apple_unauthorized, apple_server_error, ...: Apple refused our request or failed", body = ErrorBody),
+        (status = 503, description = "apple_unreachable, apple_rate_limited, apple_not_configured; unavailable", body = ErrorBody),
+    )
+)]
+pub async fn create_device_check(
+    State(state): State<Arc<AppState>>,
+    ClientIp(client_ip): ClientIp,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<DeviceCheckBody>,
+) -> Result<Json<DeviceCheckResponse>, DeviceCheckError> {
+    if body.platform != "ios" {
+        return Err(ApiError::UnsupportedPlatform {
+            field: "platform",
+            value: body.platform,
+        }
+        .into());
+    }
+    if body.format != "apple-devicecheck" {
+        return Err(ApiError::UnsupportedPlatform {
+            field: "format",
+            value: body.format,
+        }
+        .into());
+    }
+    let device_token = device_token("deviceToken", &body.device_token)?;
+    let context = RequestContext {
+        client_ip,
+        user_id: client_id("userId", body.user_id.as_deref())?,
+        device_id: client_id("deviceId", body.device_id.as_deref())?,
+    };
+    let app = state
+        .apps
+        .resolve(body.app_id.as_deref().or(app_id_header(&headers)))?;
+    let input = DeviceCheckInput {
+        app,
+        device_token,
+        environment: body.environment,
+        context,
+    };
+    let checked = flows::device_check(&state, "/v1/device-checks", input).await?;
+    let bits = checked.answer.bits;
+    Ok(Json(DeviceCheckResponse {
+        valid: true,
+        assurance: "device_check",
+        environment: body.environment,
+        bit0: bits.map(|[bit0, _]| bit0),
+        bit1: bits.map(|[_, bit1]| bit1),
+        risk: RiskView::from(&checked.verdict),
     }))
 }

@@ -1,0 +1,164 @@
+//! The DeviceCheck fallback: a device that cannot use App Attest (older iOS, or
+//! `DCAppAttestService.isSupported == false`) sends a DeviceCheck token instead; attestd asks
+//! Apple about it, scores and decides it like any other request, and logs a `device_check`
+//! decision. Weaker than App Attest (Apple vouches for a genuine device running one of the
+//! team's apps, not for an untampered build of this one), hence opt-in per app
+//! (`device_check_fallback`) and no JWT: the verdict is for the caller's backend to act on.
+
+use std::sync::Arc;
+
+use attest_core::apple::Environment;
+use attest_policy::DeviceCheck;
+use attest_store::{DecisionKind, DeviceHistory, SpentChallenge, Store};
+use aws_lc_rs::digest::{Context, SHA256};
+use time::{Duration, OffsetDateTime};
+
+use super::{conclude, decide_verified, now, refuse, store_environment};
+use crate::server::apple::device_check::{
+    DeviceCheckEnvironment, DeviceCheckError, DeviceCheckSignal,
+};
+use crate::server::context::RequestContext;
+use crate::server::error::ApiError;
+use crate::server::risk::Verdict;
+use crate::server::risk::gather::Subject;
+use crate::server::state::{App, AppState};
+
+/// How long a presented DeviceCheck token is remembered as used. Apple does not document how
+/// long a token stays valid; a month outlasts any plausible validity, and a replay after that
+/// still needs Apple to accept the old token.
+pub const DEVICE_TOKEN_MEMORY: Duration = Duration::days(30);
+
+/// Domain separation for the spent-token record: the spent-challenge table holds challenge
+/// nonces too.
+const SPENT_TOKEN_DOMAIN: &[u8] = b"attestd devicecheck token v1\0";
+
+/// What [`device_check`] needs from the request.
+#[derive(Debug)]
+pub struct DeviceCheckInput<'a> {
+    /// The app the device runs.
+    pub app: &'a Arc<App>,
+    /// The token, whitespace removed and checked to be base64.
+    pub device_token: String,
+    /// Which DeviceCheck service the token belongs to (development builds get development
+    /// tokens).
+    pub environment: DeviceCheckEnvironment,
+    /// The requester, with the optional user and device ids.
+    pub context: RequestContext,
+}
+
+/// A DeviceCheck token Apple accepted, with the verdict.
+#[derive(Debug)]
+pub struct DeviceChecked {
+    /// Apple's answer (valid, with the bits if ever set).
+    pub answer: DeviceCheck,
+    /// The score and the decision.
+    pub verdict: Verdict,
+}
+
+/// Spends the token (once per token, across instances), asks Apple, then scores, decides and
+/// logs. Apple unreachable or not configured is a 503 without a decision: nothing was learnt
+/// about the device.
+pub async fn device_check(
+    state: &Arc<AppState>,
+    route: &'static str,
+    input: DeviceCheckInput<'_>,
+) -> Result<DeviceChecked, DeviceCheckError> {
+    let app = input.app;
+    if !app.config.device_check_fallback {
+        return Err(ApiError::DeviceCheckDisabled.into());
+    }
+    let core_environment = match input.environment {
+        DeviceCheckEnvironment::Production => Environment::Production,
+        DeviceCheckEnvironment::Development => Environment::Development,
+    };
+    if !app.config.environment.accepts(core_environment) {
+        return Err(ApiError::field(
+            "environment",
+            format!(
+                "this app accepts {} devices only",
+                app.config.environment.as_str()
+            ),
+        )
+        .into());
+    }
+    let started = now();
+    let mut subject = Subject {
+        kind: DecisionKind::DeviceCheck,
+        app: Some(app),
+        key_id: None,
+        key: None,
+        attesting: false,
+        history: DeviceHistory::default(),
+        device_id: input.context.device_id.as_deref(),
+        user_id: input.context.user_id.as_deref(),
+        context: &input.context,
+        client_time: None,
+        prefetched: None,
+        device_check: None,
+    };
+    if !spend_token(state, &input.device_token, started).await? {
+        let error = ApiError::DeviceTokenReused;
+        return Err(refuse(state, route, &subject, error, started).await.into());
+    }
+    let environment = store_environment(core_environment);
+    let answer = match state
+        .apple
+        .device_check_signal(&input.device_token, environment)
+        .await
+    {
+        DeviceCheckSignal::Answered(answer) => answer,
+        DeviceCheckSignal::NotConfigured => return Err(DeviceCheckError::NotConfigured),
+        DeviceCheckSignal::Unavailable(error) => return Err(DeviceCheckError::Apple(error)),
+    };
+    subject.device_check = Some(answer);
+    if !answer.valid {
+        let error = ApiError::DeviceTokenInvalid;
+        return Err(refuse(state, route, &subject, error, started).await.into());
+    }
+    let (verdict, _) = decide_verified(state, app, &subject, started).await?;
+    conclude(state, route, &subject, &verdict, started).await?;
+    Ok(DeviceChecked { answer, verdict })
+}
+
+/// Records the token as used; `false` when it already was.
+async fn spend_token(
+    state: &AppState,
+    device_token: &str,
+    at: OffsetDateTime,
+) -> Result<bool, ApiError> {
+    let digest = token_digest(device_token);
+    let spent = state
+        .store
+        .spend_challenge(SpentChallenge {
+            nonce: &digest,
+            expires_at: attest_store::whole_seconds(at) + DEVICE_TOKEN_MEMORY,
+        })
+        .await?;
+    Ok(spent)
+}
+
+fn token_digest(device_token: &str) -> [u8; 32] {
+    let mut context = Context::new(&SHA256);
+    context.update(SPENT_TOKEN_DOMAIN);
+    context.update(device_token.as_bytes());
+    let mut digest = [0u8; 32];
+    digest.copy_from_slice(context.finish().as_ref());
+    digest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_digests_are_domain_separated_and_distinct() {
+        let plain = {
+            let mut context = Context::new(&SHA256);
+            context.update(b"QUJD");
+            context.finish()
+        };
+        assert_ne!(token_digest("QUJD").as_slice(), plain.as_ref());
+        assert_ne!(token_digest("QUJD"), token_digest("QUJE"));
+        assert_eq!(token_digest("QUJD"), token_digest("QUJD"));
+    }
+}
