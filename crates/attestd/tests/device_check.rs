@@ -26,6 +26,7 @@ on_both_stores!(
     device_check_is_a_fallback_for_devices_without_app_attest,
     the_fallback_is_opt_in_and_checks_requests_before_apple,
     a_device_check_token_with_an_attestation_is_scored,
+    one_device_token_wins_once_across_two_instances,
 );
 
 /// A device token as `DCDevice.generateToken` gives it: base64 with line breaks.
@@ -645,4 +646,38 @@ async fn a_device_check_token_with_an_attestation_is_scored(db: &Db) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert_eq!(answer["details"]["field"], "deviceCheckToken");
     server.stop().await;
+}
+
+/// The same DeviceCheck token sent 20 times at once to two instances sharing one database:
+/// exactly one request is accepted, every other one is `device_token_reused`.
+async fn one_device_token_wins_once_across_two_instances(db: &Db) {
+    let apple = Apple::start().await;
+    let servers = [
+        Arc::new(Server::start_with(fallback_config(db, &apple)).await),
+        Arc::new(Server::start_with(fallback_config(db, &apple)).await),
+    ];
+    let body = fallback_body(&device_token(30));
+    let mut requests = tokio::task::JoinSet::new();
+    for attempt in 0..20 {
+        let server = Arc::clone(&servers[attempt % 2]);
+        let body = body.clone();
+        requests.spawn(async move { server.post("/v1/device-checks", &body).await });
+    }
+    let answers = requests.join_all().await;
+    let accepted = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    assert_eq!(accepted, 1, "{answers:?}");
+    for answer in answers
+        .iter()
+        .filter(|(status, _)| *status != StatusCode::OK)
+    {
+        common::assert_error(answer, StatusCode::CONFLICT, "device_token_reused");
+    }
+    assert_eq!(
+        apple.fake.counts().query_two_bits,
+        1,
+        "only the request that spent the token asked Apple"
+    );
 }
