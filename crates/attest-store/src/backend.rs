@@ -83,6 +83,12 @@ macro_rules! impl_store_for {
                 let metadata = serde_json::to_string(&key.metadata).map_err(|error| {
                     $crate::StoreError::Invalid(format!("device key metadata: {error}"))
                 })?;
+                // The key and its receipt row, together or not at all.
+                let mut transaction = self
+                    .writer
+                    .begin()
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
                 sqlx::query($crate::sql::INSERT_DEVICE_KEY)
                     .bind(key.key_id.as_slice())
                     .bind(key.device_id.as_str())
@@ -90,7 +96,6 @@ macro_rules! impl_store_for {
                     .bind(key.environment.as_str())
                     .bind(key.public_key_spki.as_slice())
                     .bind(i64::from(key.counter))
-                    .bind(key.receipt.as_slice())
                     .bind(key.receipt_risk_metric)
                     .bind($crate::rows::unix(key.created_at))
                     .bind($crate::rows::unix(key.last_seen_at))
@@ -104,7 +109,17 @@ macro_rules! impl_store_for {
                     .bind($crate::rows::count_to_db(key.counter_regressions)?)
                     .bind($crate::rows::count_to_db(key.replays)?)
                     .bind(key.revocation_reason.map(|reason| reason.as_str()))
-                    .execute(&self.writer)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                sqlx::query($crate::sql::INSERT_DEVICE_KEY_RECEIPT)
+                    .bind(key.key_id.as_slice())
+                    .bind(key.receipt.as_slice())
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                transaction
+                    .commit()
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 Ok(())

@@ -236,7 +236,8 @@ macro_rules! refresh_columns {
 
 /// The statements both backends run; only the claim differs (row locks on PostgreSQL).
 pub(crate) mod sql {
-    pub(crate) const UNENROLLED: &str = "SELECT d.key_id, d.created_at, d.receipt \
+    pub(crate) const UNENROLLED: &str = "SELECT d.key_id, d.created_at, \
+         (SELECT r.receipt FROM device_key_receipts r WHERE r.key_id = d.key_id) AS receipt \
          FROM device_keys d \
          WHERE d.created_at >= $1 AND d.revoked_at IS NULL \
          AND NOT EXISTS (SELECT 1 FROM receipt_refresh r WHERE r.key_id = d.key_id) \
@@ -287,7 +288,10 @@ pub(crate) mod sql {
          WHERE key_id = $1 AND (receipt_created_at IS NULL OR receipt_created_at <= $2)";
 
     pub(crate) const KEY_RECEIPT: &str =
-        "UPDATE device_keys SET receipt = $2, receipt_risk_metric = $3 WHERE key_id = $1";
+        "UPDATE device_key_receipts SET receipt = $2 WHERE key_id = $1";
+
+    pub(crate) const KEY_RISK_METRIC: &str =
+        "UPDATE device_keys SET receipt_risk_metric = $2 WHERE key_id = $1";
 
     pub(crate) const HAS_STATE: &str = "SELECT COUNT(*) FROM receipt_refresh WHERE key_id = $1";
 
@@ -542,14 +546,19 @@ macro_rules! impl_refresh_store_for {
                         Ok($crate::refresh::ReceiptUpdate::Stale)
                     };
                 }
-                let key = sqlx::query($crate::refresh::sql::KEY_RECEIPT)
+                let stored = sqlx::query($crate::refresh::sql::KEY_RECEIPT)
                     .bind(key_id.as_slice())
                     .bind(receipt.receipt.as_slice())
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                let key = sqlx::query($crate::refresh::sql::KEY_RISK_METRIC)
+                    .bind(key_id.as_slice())
                     .bind(receipt.risk_metric)
                     .execute(&mut *transaction)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
-                if key.rows_affected() == 0 {
+                if stored.rows_affected() == 0 || key.rows_affected() == 0 {
                     // Unreachable through the foreign key; never leave a half update.
                     transaction
                         .rollback()

@@ -5,13 +5,16 @@
 //! and PostgreSQL both accept, so the two backends cannot drift apart. Statements that carry a
 //! point of the security contract say so.
 
-/// The columns of `device_keys`, in [`crate::rows::DeviceKeyRow`] order.
+/// The columns of a device key as selected from `device_keys k`, in [`crate::rows::DeviceKeyRow`]
+/// order. The receipt lives apart in `device_key_receipts` (migration 0106: the hot row stays
+/// small), one row per key.
 macro_rules! device_key_columns {
     () => {
-        "key_id, device_id, app_id, environment, public_key_spki, counter, receipt, \
-         receipt_risk_metric, created_at, last_seen_at, attestation_count, assertion_count, \
-         revoked_at, superseded_by, metadata, user_id, client_ip, counter_regressions, replays, \
-         revocation_reason"
+        "k.key_id, k.device_id, k.app_id, k.environment, k.public_key_spki, k.counter, \
+         (SELECT r.receipt FROM device_key_receipts r WHERE r.key_id = k.key_id) AS receipt, \
+         k.receipt_risk_metric, k.created_at, k.last_seen_at, k.attestation_count, \
+         k.assertion_count, k.revoked_at, k.superseded_by, k.metadata, k.user_id, k.client_ip, \
+         k.counter_regressions, k.replays, k.revocation_reason"
     };
 }
 
@@ -31,18 +34,21 @@ pub(crate) const INSERT_SERVER_SECRET: &str = "INSERT INTO server_secrets \
 pub(crate) const SERVER_SECRET: &str = "SELECT secret FROM server_secrets WHERE name = $1";
 
 /// Contract point 1: a plain INSERT (no upsert); the primary key turns a second attestation of
-/// the same key id into a unique violation.
-pub(crate) const INSERT_DEVICE_KEY: &str = concat!(
-    "INSERT INTO device_keys (",
-    device_key_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-     $18, $19, $20)"
-);
+/// the same key id into a unique violation. Followed, in the same transaction, by
+/// [`INSERT_DEVICE_KEY_RECEIPT`].
+pub(crate) const INSERT_DEVICE_KEY: &str = "INSERT INTO device_keys (key_id, device_id, app_id, \
+     environment, public_key_spki, counter, receipt_risk_metric, created_at, last_seen_at, \
+     attestation_count, assertion_count, revoked_at, superseded_by, metadata, user_id, client_ip, \
+     counter_regressions, replays, revocation_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+
+pub(crate) const INSERT_DEVICE_KEY_RECEIPT: &str =
+    "INSERT INTO device_key_receipts (key_id, receipt) VALUES ($1, $2)";
 
 pub(crate) const DEVICE_KEY: &str = concat!(
     "SELECT ",
     device_key_columns!(),
-    " FROM device_keys WHERE key_id = $1"
+    " FROM device_keys k WHERE k.key_id = $1"
 );
 
 /// `Store::key_context`: the key, its device history and the request's risk counts in one
@@ -137,7 +143,7 @@ pub(crate) const SETTLE_LINEAGE_POSTGRES: &str = settle_lineage!("seq");
 pub(crate) const FIND_DEVICE_KEYS: &str = concat!(
     "SELECT ",
     device_key_columns!(),
-    " FROM device_keys WHERE 1 = 1"
+    " FROM device_keys k WHERE 1 = 1"
 );
 
 /// Followed by ` AND column = value` per set filter.
@@ -162,7 +168,7 @@ pub(crate) const EXPIRE_IDLE_KEYS: &str = "UPDATE device_keys \
 pub(crate) const LIST_DEVICE_KEYS: &str = concat!(
     "SELECT ",
     device_key_columns!(),
-    " FROM device_keys WHERE ($1 IS NULL OR app_id = $1) \
+    " FROM device_keys k WHERE ($1 IS NULL OR app_id = $1) \
      ORDER BY created_at, key_id LIMIT $2 OFFSET $3"
 );
 

@@ -79,9 +79,10 @@ async fn missing_sqlite_file_without_create_mode_is_unavailable() {
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
 }
 
-/// Migration 0105 rebuilds SQLite's decision log (to widen a CHECK constraint): a database
-/// migrated up to 0104 keeps every decision and reason, and the rebuilt table takes the new
-/// `device_check` kind and still refuses what the old one refused.
+/// Migration 0105 rebuilds SQLite's decision log (to widen a CHECK constraint) and 0106 moves
+/// receipts out of `device_keys`: a database migrated up to 0104 keeps every decision, reason
+/// and key with its receipt, and the rebuilt table takes the new `device_check` kind and still
+/// refuses what the old one refused.
 #[tokio::test]
 async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
     use sqlx::Connection;
@@ -126,6 +127,15 @@ async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
     .await
     .expect("decisions");
     sqlx::query(
+        "INSERT INTO device_keys (key_id, device_id, app_id, environment, public_key_spki, \
+         counter, receipt, receipt_risk_metric, created_at, last_seen_at, attestation_count, \
+         assertion_count, metadata) VALUES (zeroblob(32), 'd1', 'T.app', 'production', x'04', 7, \
+         x'30820102', 3, 100, 200, 1, 6, '{}')",
+    )
+    .execute(&mut connection)
+    .await
+    .expect("a key with its receipt");
+    sqlx::query(
         "INSERT INTO decision_reasons (decision_id, code) VALUES (1, 'verification_failed')",
     )
     .execute(&mut connection)
@@ -153,6 +163,17 @@ async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
                 Some(attest_store::DecisionKind::Assertion)
             ),
         ]
+    );
+    // 0106 moved receipts out of device_keys: the key keeps its receipt and everything else.
+    let key = store
+        .device_key(attest_store::KeyId::from([0u8; 32]))
+        .await
+        .expect("read")
+        .expect("the key survived");
+    assert_eq!(key.receipt, [0x30, 0x82, 0x01, 0x02]);
+    assert_eq!(
+        (key.counter, key.assertion_count, key.receipt_risk_metric),
+        (7, 6, Some(3))
     );
     let denied = &logged[1].decision;
     assert_eq!(denied.device_id.as_deref(), Some("d1"));
