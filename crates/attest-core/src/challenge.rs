@@ -5,7 +5,7 @@
 //! | bytes | field |
 //! |---|---|
 //! | 1 | format version (1) |
-//! | 16 | random nonce |
+//! | 16 | nonce (unique and unpredictable; attestd puts the issue time first, see below) |
 //! | 8 | expiry, unix seconds, big-endian |
 //! | 1 | flags: bit 0 = assertion (else attestation), bit 1 = bound to a key |
 //! | 16 | HMAC-SHA256 tag, truncated to 128 bits |
@@ -16,7 +16,9 @@
 //! the nonce when the challenge is spent (attestd: `Store::spend_challenge`) and must remember
 //! it at least until the expiry.
 //!
-//! Pure: the nonce, the MAC key and the time are inputs.
+//! Pure: the nonce, the MAC key and the time are inputs. This module only needs the nonce to be
+//! unique per challenge; attestd makes its first 6 bytes the issue time in milliseconds and the
+//! other 10 random, so that spent nonces are inserted in time order.
 
 use std::fmt;
 
