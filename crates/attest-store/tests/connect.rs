@@ -23,10 +23,7 @@ async fn in_memory_sqlite_opens_migrated() {
 #[tokio::test]
 async fn reopening_a_sqlite_file_keeps_its_data_and_migrations() {
     let directory = tempfile::tempdir().expect("temporary directory");
-    let url = format!(
-        "sqlite://{}/attestd.db?mode=rwc",
-        directory.path().display()
-    );
+    let url = file_url(&directory);
     let key = attest_store::SigningKey {
         kid: "k".into(),
         algorithm: "ES256".into(),
@@ -89,10 +86,7 @@ async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
     use sqlx::migrate::Migrator;
 
     let directory = tempfile::tempdir().expect("temporary directory");
-    let url = format!(
-        "sqlite://{}/attestd.db?mode=rwc",
-        directory.path().display()
-    );
+    let url = file_url(&directory);
     let mut before = Migrator::new(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/migrations/sqlite"
@@ -218,4 +212,12 @@ async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
             .is_err(),
         "the foreign key survived the rebuild"
     );
+}
+
+/// A read-write-create URL of `attestd.db` in `directory`.
+fn file_url(directory: &tempfile::TempDir) -> String {
+    format!(
+        "sqlite://{}/attestd.db?mode=rwc",
+        directory.path().display()
+    )
 }

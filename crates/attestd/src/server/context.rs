@@ -29,6 +29,20 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// The context of a request from `client_ip` whose body named `userId` and `deviceId`
+    /// (checked with [`client_id`]).
+    pub fn named(
+        client_ip: Option<IpAddr>,
+        user_id: Option<&str>,
+        device_id: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            client_ip,
+            user_id: client_id("userId", user_id)?,
+            device_id: client_id("deviceId", device_id)?,
+        })
+    }
+
     /// The address as stored and compared.
     pub fn ip_text(&self) -> Option<String> {
         self.client_ip.map(|ip| ip.to_string())

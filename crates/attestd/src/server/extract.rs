@@ -93,15 +93,21 @@ pub fn encode_key_id(key_id: &[u8; 32]) -> String {
     base64::engine::general_purpose::STANDARD.encode(key_id)
 }
 
-/// Checks `platform` and `format` of the client plugin's payload contract.
-pub fn check_platform(platform: &str, format: &str) -> Result<(), ApiError> {
+/// `format` of App Attest requests (attestations, assertions, tokens).
+pub const APP_ATTEST_FORMAT: &str = "apple-app-attest";
+/// `format` of `POST /v1/device-checks`.
+pub const DEVICE_CHECK_FORMAT: &str = "apple-devicecheck";
+
+/// Checks `platform` (`ios`) and `format` (`expected_format`) of the client plugin's payload
+/// contract.
+pub fn check_platform(platform: &str, format: &str, expected_format: &str) -> Result<(), ApiError> {
     if platform != "ios" {
         return Err(ApiError::UnsupportedPlatform {
             field: "platform",
             value: platform.into(),
         });
     }
-    if format != "apple-app-attest" {
+    if format != expected_format {
         return Err(ApiError::UnsupportedPlatform {
             field: "format",
             value: format.into(),

@@ -307,6 +307,12 @@ pub fn device_token(field: &'static str, text: &str) -> Result<String, ApiError>
     Ok(token)
 }
 
+/// The optional `deviceCheckToken` of an attestation body, cleaned as [`device_token`] does.
+pub fn optional_device_token(text: Option<&str>) -> Result<Option<String>, ApiError> {
+    text.map(|text| device_token("deviceCheckToken", text))
+        .transpose()
+}
+
 /// Runs one call, feeding the health state and the metric.
 async fn call<T>(
     state: &AppState,

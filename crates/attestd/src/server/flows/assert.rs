@@ -68,20 +68,12 @@ pub async fn assert(
     let started = now();
     let query = context_query(state, &input.context, started);
     let Some(context) = state.store.key_context(input.key_id.0, &query).await? else {
-        let subject = Subject {
-            kind: DecisionKind::Assertion,
-            app: None,
-            key_id: Some(input.key_id),
-            key: None,
-            attesting: false,
-            history: DeviceHistory::default(),
-            device_id: None,
-            user_id: None,
-            context: &input.context,
-            client_time: None,
-            prefetched: None,
-            device_check: None,
-        };
+        let subject = Subject::claimed(
+            DecisionKind::Assertion,
+            None,
+            Some(input.key_id),
+            &input.context,
+        );
         return Err(refuse(state, route, &subject, ApiError::KeyUnknown, started).await);
     };
     let prefetched = Prefetched::of(&context);

@@ -8,8 +8,7 @@ use attest_core::apple::attestation::{
     AttestationRequest, ReceiptCheck, ReceiptPolicy, VerifiedAttestation, hash_challenge,
 };
 use attest_store::{
-    DecisionKind, DeviceHistory, DeviceKey, RevocationReason, SpentChallenge, Store, StoreError,
-    whole_seconds,
+    DecisionKind, DeviceKey, RevocationReason, SpentChallenge, Store, StoreError, whole_seconds,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -85,20 +84,12 @@ pub async fn attest(
 
 /// The request as claimed, before anything verified.
 fn claimed<'a>(input: &'a AttestInput<'a>) -> Subject<'a> {
-    Subject {
-        kind: DecisionKind::Attestation,
-        app: Some(input.app),
-        key_id: Some(input.key_id),
-        key: None,
-        attesting: false,
-        history: DeviceHistory::default(),
-        device_id: input.context.device_id.as_deref(),
-        user_id: input.context.user_id.as_deref(),
-        context: &input.context,
-        client_time: None,
-        prefetched: None,
-        device_check: None,
-    }
+    Subject::claimed(
+        DecisionKind::Attestation,
+        Some(input.app),
+        Some(input.key_id),
+        &input.context,
+    )
 }
 
 /// Spends the challenge (first, whatever happens next: a failed attestation cannot be retried

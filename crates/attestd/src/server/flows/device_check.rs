@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use attest_core::apple::Environment;
 use attest_policy::DeviceCheck;
-use attest_store::{DecisionKind, DeviceHistory, SpentChallenge, Store};
+use attest_store::{DecisionKind, SpentChallenge, Store};
 use aws_lc_rs::digest::{Context, SHA256};
 use time::{Duration, OffsetDateTime};
 
-use super::{conclude, decide_verified, now, refuse, store_environment};
+use super::{conclude, decide_verified, now, refuse};
 use crate::server::apple::device_check::{
     DeviceCheckEnvironment, DeviceCheckError, DeviceCheckSignal,
 };
@@ -82,25 +82,12 @@ pub async fn device_check(
         .into());
     }
     let started = now();
-    let mut subject = Subject {
-        kind: DecisionKind::DeviceCheck,
-        app: Some(app),
-        key_id: None,
-        key: None,
-        attesting: false,
-        history: DeviceHistory::default(),
-        device_id: input.context.device_id.as_deref(),
-        user_id: input.context.user_id.as_deref(),
-        context: &input.context,
-        client_time: None,
-        prefetched: None,
-        device_check: None,
-    };
+    let mut subject = Subject::claimed(DecisionKind::DeviceCheck, Some(app), None, &input.context);
     if !spend_token(state, &input.device_token, started).await? {
         let error = ApiError::DeviceTokenReused;
         return Err(refuse(state, route, &subject, error, started).await.into());
     }
-    let environment = store_environment(core_environment);
+    let environment = input.environment.into();
     let answer = match state
         .apple
         .device_check_signal(&input.device_token, environment)

@@ -55,9 +55,10 @@ pub fn issue_challenge(
     purpose: ChallengePurpose,
     key_id: Option<KeyId>,
 ) -> Result<IssuedChallenge, ApiError> {
-    let nonce = new_nonce(now())?;
+    let issued_at = now();
+    let nonce = new_nonce(issued_at)?;
     let ttl = state.config.challenge_ttl;
-    let expires_at = whole_seconds(now()) + ttl;
+    let expires_at = whole_seconds(issued_at) + ttl;
     let value = state
         .challenges
         .issue(app.id(), purpose, key_id, nonce, expires_at);

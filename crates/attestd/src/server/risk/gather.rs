@@ -81,7 +81,31 @@ impl Prefetched {
     }
 }
 
-impl Subject<'_> {
+impl<'a> Subject<'a> {
+    /// A request as claimed, before anything about it verified: no key, no history, the
+    /// device and user ids the client named.
+    pub fn claimed(
+        kind: DecisionKind,
+        app: Option<&'a App>,
+        key_id: Option<KeyId>,
+        context: &'a RequestContext,
+    ) -> Self {
+        Self {
+            kind,
+            app,
+            key_id,
+            key: None,
+            attesting: false,
+            history: DeviceHistory::default(),
+            device_id: context.device_id.as_deref(),
+            user_id: context.user_id.as_deref(),
+            context,
+            client_time: None,
+            prefetched: None,
+            device_check: None,
+        }
+    }
+
     /// The app's App ID, or `""` when unknown.
     pub fn app_id(&self) -> &str {
         self.app.map_or("", App::id)

@@ -13,9 +13,9 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::app_id_header;
-use crate::server::apple::device_check::device_token;
+use crate::server::apple::device_check::optional_device_token;
 use crate::server::challenge::ChallengePurpose;
-use crate::server::context::{ClientIp, RequestContext, client_id};
+use crate::server::context::{ClientIp, RequestContext};
 use crate::server::dto::{ChallengeResponse, DecisionView, FactorView, RiskView, rfc3339};
 use crate::server::error::ApiError;
 use crate::server::extract::{ApiJson, decode_base64, decode_key_id};
@@ -205,19 +205,15 @@ pub async fn validate(
     let ApiJson(body) = body?;
     let key_id = decode_key_id("keyId", &body.key_id)?;
     let attestation = decode_base64("attestation", &body.attestation)?;
-    let context = RequestContext {
+    let context = RequestContext::named(
         client_ip,
-        user_id: client_id("userId", body.user_id.as_deref())?,
-        device_id: client_id("deviceId", body.device_id.as_deref())?,
-    };
+        body.user_id.as_deref(),
+        body.device_id.as_deref(),
+    )?;
     let app = state
         .apps
         .resolve(body.app_id.as_deref().or(app_id_header(&headers)))?;
-    let device_check_token = body
-        .device_check_token
-        .as_deref()
-        .map(|text| device_token("deviceCheckToken", text))
-        .transpose()?;
+    let device_check_token = optional_device_token(body.device_check_token.as_deref())?;
     let input = AttestInput {
         app,
         key_id,

@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
 use super::app_id_header;
-use crate::server::apple::device_check::{DeviceCheckError, device_token};
-use crate::server::context::{ClientIp, RequestContext, client_id};
+use crate::server::apple::device_check::{DeviceCheckError, device_token, optional_device_token};
+use crate::server::context::{ClientIp, RequestContext};
 use crate::server::dto::{
     AssertionBody, AssertionResponse, AttestationBody, AttestationResponse, ChallengeRequest,
     ChallengeResponse, DeviceCheckBody, DeviceCheckResponse, PurposeBody, RiskView, TokenResponse,
@@ -17,7 +17,8 @@ use crate::server::dto::{
 };
 use crate::server::error::{ApiError, ErrorBody};
 use crate::server::extract::{
-    ApiJson, OptionalJson, check_platform, decode_base64, decode_key_id, encode_key_id,
+    APP_ATTEST_FORMAT, ApiJson, DEVICE_CHECK_FORMAT, OptionalJson, check_platform, decode_base64,
+    decode_key_id, encode_key_id,
 };
 use crate::server::flows::{self, AssertInput, AttestInput, DeviceCheckInput};
 use crate::server::state::AppState;
@@ -89,22 +90,18 @@ pub async fn create_attestation(
     headers: HeaderMap,
     ApiJson(body): ApiJson<AttestationBody>,
 ) -> Result<(StatusCode, Json<AttestationResponse>), ApiError> {
-    check_platform(&body.platform, &body.format)?;
+    check_platform(&body.platform, &body.format, APP_ATTEST_FORMAT)?;
     let key_id = decode_key_id("keyId", &body.key_id)?;
     let attestation = decode_base64("token", &body.token)?;
-    let context = RequestContext {
+    let context = RequestContext::named(
         client_ip,
-        user_id: client_id("userId", body.user_id.as_deref())?,
-        device_id: client_id("deviceId", body.device_id.as_deref())?,
-    };
+        body.user_id.as_deref(),
+        body.device_id.as_deref(),
+    )?;
     let app = state
         .apps
         .resolve(body.app_id.as_deref().or(app_id_header(&headers)))?;
-    let device_check_token = body
-        .device_check_token
-        .as_deref()
-        .map(|text| device_token("deviceCheckToken", text))
-        .transpose()?;
+    let device_check_token = optional_device_token(body.device_check_token.as_deref())?;
     let input = AttestInput {
         app,
         key_id,
@@ -160,7 +157,7 @@ async fn assertion(
     client_ip: Option<std::net::IpAddr>,
     body: &AssertionBody,
 ) -> Result<flows::Asserted, ApiError> {
-    check_platform(&body.platform, &body.format)?;
+    check_platform(&body.platform, &body.format, APP_ATTEST_FORMAT)?;
     let key_id = decode_key_id("keyId", &body.key_id)?;
     let assertion = decode_base64("token", &body.token)?;
     let input = AssertInput {
@@ -255,26 +252,13 @@ pub async fn create_device_check(
     headers: HeaderMap,
     ApiJson(body): ApiJson<DeviceCheckBody>,
 ) -> Result<Json<DeviceCheckResponse>, DeviceCheckError> {
-    if body.platform != "ios" {
-        return Err(ApiError::UnsupportedPlatform {
-            field: "platform",
-            value: body.platform,
-        }
-        .into());
-    }
-    if body.format != "apple-devicecheck" {
-        return Err(ApiError::UnsupportedPlatform {
-            field: "format",
-            value: body.format,
-        }
-        .into());
-    }
+    check_platform(&body.platform, &body.format, DEVICE_CHECK_FORMAT)?;
     let device_token = device_token("deviceToken", &body.device_token)?;
-    let context = RequestContext {
+    let context = RequestContext::named(
         client_ip,
-        user_id: client_id("userId", body.user_id.as_deref())?,
-        device_id: client_id("deviceId", body.device_id.as_deref())?,
-    };
+        body.user_id.as_deref(),
+        body.device_id.as_deref(),
+    )?;
     let app = state
         .apps
         .resolve(body.app_id.as_deref().or(app_id_header(&headers)))?;
