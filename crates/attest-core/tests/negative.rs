@@ -470,6 +470,96 @@ fn rejects_unknown_aaguid() {
     );
 }
 
+/// The server's verifier: Apple's roots plus the simulator's CAs as *extra* roots.
+fn with_extra_roots() -> AttestationVerifier {
+    let f = fixture();
+    AttestationVerifier::with_extra_roots(
+        vec![f.ca.root_der().to_vec()],
+        vec![f.receipts.root_der().to_vec()],
+    )
+    .unwrap()
+}
+
+fn request_for<'a>(
+    device: &Device,
+    app_ids: &'a [AppId],
+    environment: EnvironmentPolicy,
+) -> AttestationRequest<'a> {
+    let mut request =
+        AttestationRequest::new(KeyId(device.key_id()), &CLIENT_DATA_HASH, app_ids, at(NOW));
+    request.environment = environment;
+    request
+}
+
+#[test]
+fn rejects_production_key_under_an_extra_root_whatever_the_policy_accepts() {
+    let verifier = with_extra_roots();
+    let app_ids = app_ids();
+    let production = Device::new(Environment::Production);
+    let object = builder(&production).build().object;
+    for environment in [EnvironmentPolicy::Any, EnvironmentPolicy::Production] {
+        // Twice: the second call takes the remembered-intermediate fast path, which must know
+        // the intermediate's root as well as the full path validation does.
+        for _ in 0..2 {
+            assert_eq!(
+                verifier
+                    .verify(&object, &request_for(&production, &app_ids, environment))
+                    .unwrap_err(),
+                AppleError::EnvironmentMismatch {
+                    found: "production",
+                    accepted: "development (the chain ends at an extra root)",
+                },
+                "{environment:?}"
+            );
+        }
+    }
+    // The same root vouches for development keys, receipt included.
+    let development = Device::new(Environment::Development);
+    let object = builder(&development).build().object;
+    let verified = verifier
+        .verify(
+            &object,
+            &request_for(&development, &app_ids, EnvironmentPolicy::Any),
+        )
+        .unwrap();
+    assert_eq!(verified.environment(), CoreEnvironment::Development);
+    assert!(matches!(verified.receipt(), ReceiptCheck::Verified(_)));
+}
+
+#[test]
+fn rejects_production_key_whose_receipt_chains_to_an_extra_receipt_root() {
+    // The attestation chain's root stands in for Apple's (`with_roots`); the receipt's is an
+    // extra one: a receipt is not covered by the nonce, so anyone could swap one in.
+    let f = fixture();
+    let verifier = AttestationVerifier::with_roots(
+        vec![f.ca.root_der().to_vec()],
+        ReceiptVerifier::with_extra_roots(vec![f.receipts.root_der().to_vec()]).unwrap(),
+    )
+    .unwrap();
+    let app_ids = app_ids();
+    let production = Device::new(Environment::Production);
+    let object = builder(&production).build().object;
+    assert_eq!(
+        receipt_error(
+            verifier.verify(
+                &object,
+                &request_for(&production, &app_ids, EnvironmentPolicy::Any)
+            )
+        ),
+        ReceiptError::ChainInvalid(ChainFailure::UnknownIssuer)
+    );
+    let development = Device::new(Environment::Development);
+    let object = builder(&development).build().object;
+    assert!(
+        verifier
+            .verify(
+                &object,
+                &request_for(&development, &app_ids, EnvironmentPolicy::Any)
+            )
+            .is_ok()
+    );
+}
+
 // ---------------------------------------------------------------- step 9: credential id / key
 
 #[test]

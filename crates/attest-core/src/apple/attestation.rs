@@ -14,7 +14,7 @@ use x509_parser::der_parser::oid;
 
 use super::authenticator_data::{AuthenticatorData, Context, Extensions};
 use super::cbor::Value;
-use super::chain::{ChainError, ChainVerifier, LeafUsage};
+use super::chain::{AnchorScope, ChainError, ChainVerifier, LeafUsage, Root};
 use super::error::{AppleError, ChainFailure, CounterExpectation};
 use super::receipt::{ReceiptError, ReceiptType, ReceiptVerifier, VerifiedReceipt};
 use super::roots;
@@ -36,6 +36,10 @@ const APP_ATTEST_EKU: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x63, 0x64, 0x04, 
 const RECEIPT_CLOCK_SKEW_SECS: u64 = 300;
 
 const WHAT: &str = "attestation";
+
+/// `accepted` of the `environment_mismatch` of a production key whose chain ends at an extra
+/// root.
+const DEVELOPMENT_ONLY_ANCHOR: &str = "development (the chain ends at an extra root)";
 
 /// The parts of an attestation object, parsed but not verified (see [`AttestationVerifier`]).
 #[derive(Debug, Clone)]
@@ -253,7 +257,10 @@ impl AttestationVerifier {
         // The pinned root is a constant that `tests::pinned_roots_are_usable_anchors` checks.
         Self {
             chain: ChainVerifier::pinned(
-                vec![roots::APPLE_APP_ATTESTATION_ROOT_CA.to_vec()],
+                vec![Root {
+                    der: roots::APPLE_APP_ATTESTATION_ROOT_CA.to_vec(),
+                    scope: AnchorScope::AllEnvironments,
+                }],
                 LeafUsage::RequiredIfPresent(APP_ATTEST_EKU),
                 false,
             ),
@@ -261,33 +268,53 @@ impl AttestationVerifier {
         }
     }
 
-    /// Anchored at `attestation_roots` (DER), with `receipts` for embedded receipts. To trust a
-    /// test CA in addition to Apple's, include [`roots::APPLE_APP_ATTESTATION_ROOT_CA`].
+    /// Anchored at `attestation_roots` (DER) only, with `receipts` for embedded receipts. These
+    /// roots stand in for Apple's: they vouch for keys of **every** environment, production
+    /// included. For tests whose CA plays Apple; to trust a test CA *in addition to* Apple's,
+    /// use [`with_extra_roots`](Self::with_extra_roots), which limits it to development keys.
     pub fn with_roots(
         attestation_roots: Vec<Vec<u8>>,
         receipts: ReceiptVerifier,
     ) -> Result<Self, AppleError> {
+        Self::scoped(
+            Root::all(attestation_roots, AnchorScope::AllEnvironments).collect(),
+            receipts,
+        )
+    }
+
+    /// Apple's pinned root plus `extra_roots` (DER) for attestations, Apple Root CA - G3 plus
+    /// `extra_receipt_roots` for receipts (see [`ReceiptVerifier::with_extra_roots`]): for
+    /// development against a simulator's test CA.
+    ///
+    /// An extra root only ever vouches for **development** keys: a chain that ends at one and
+    /// whose AAGUID names production fails step 8 (`environment_mismatch`) whatever
+    /// [`AttestationRequest::environment`] accepts, and a production key's receipt must chain
+    /// to Apple's root (`receipt_chain_invalid` otherwise). Whoever holds an extra root's key
+    /// can mint development keys, never production ones.
+    pub fn with_extra_roots(
+        extra_roots: Vec<Vec<u8>>,
+        extra_receipt_roots: Vec<Vec<u8>>,
+    ) -> Result<Self, AppleError> {
+        let roots = std::iter::once(Root {
+            der: roots::APPLE_APP_ATTESTATION_ROOT_CA.to_vec(),
+            scope: AnchorScope::AllEnvironments,
+        })
+        .chain(Root::all(extra_roots, AnchorScope::DevelopmentOnly))
+        .collect();
+        let receipts = ReceiptVerifier::with_extra_roots(extra_receipt_roots).map_err(|_| {
+            AppleError::InvalidArgument("a receipt root is not a usable DER certificate")
+        })?;
+        Self::scoped(roots, receipts)
+    }
+
+    fn scoped(roots: Vec<Root>, receipts: ReceiptVerifier) -> Result<Self, AppleError> {
         let chain = ChainVerifier::new(
-            attestation_roots,
+            roots,
             LeafUsage::RequiredIfPresent(APP_ATTEST_EKU),
             false,
         )
         .map_err(|_| AppleError::InvalidArgument("a root is not a usable DER certificate"))?;
         Ok(Self { chain, receipts })
-    }
-
-    /// Apple's pinned root plus `extra_roots` (DER) for attestations, Apple Root CA - G3 plus
-    /// `extra_receipt_roots` for receipts: for development against a simulator's test CA.
-    pub fn with_extra_roots(
-        extra_roots: Vec<Vec<u8>>,
-        extra_receipt_roots: Vec<Vec<u8>>,
-    ) -> Result<Self, AppleError> {
-        let mut roots = vec![roots::APPLE_APP_ATTESTATION_ROOT_CA.to_vec()];
-        roots.extend(extra_roots);
-        let receipts = ReceiptVerifier::with_extra_roots(extra_receipt_roots).map_err(|_| {
-            AppleError::InvalidArgument("a receipt root is not a usable DER certificate")
-        })?;
-        Self::with_roots(roots, receipts)
     }
 
     /// Verifies `attestation` (CBOR bytes) for `request`, following Apple's steps in order; the
@@ -316,7 +343,8 @@ impl AttestationVerifier {
             .ok_or(AppleError::malformed(WHAT, "empty x5c"))?;
 
         // Step 1 — the credential certificate chains to a trusted root at the given time.
-        self.chain
+        let anchor = self
+            .chain
             .verify(leaf_der, intermediates, request.time)
             .map_err(|e| match e {
                 ChainError::Invalid(failure) => AppleError::CertificateChainInvalid(failure),
@@ -348,6 +376,14 @@ impl AttestationVerifier {
             request.app_ids,
             request.environment,
         )?;
+        // ... and step 8 once more for the root of step 1: an extra root vouches for
+        // development keys only, whatever the request accepts.
+        if anchor == AnchorScope::DevelopmentOnly && environment == Environment::Production {
+            return Err(AppleError::EnvironmentMismatch {
+                found: Environment::Production.as_str(),
+                accepted: DEVELOPMENT_ONLY_ANCHOR,
+            });
+        }
         // ... and the COSE key in authData is the certificate's key.
         let credential_key = object
             .auth_data
@@ -370,7 +406,7 @@ impl AttestationVerifier {
             Some(bytes) => self.check_receipt(
                 bytes,
                 request.time,
-                app_id,
+                (app_id, environment),
                 public_key,
                 (leaf_not_before, leaf_not_after),
             ),
@@ -399,15 +435,21 @@ impl AttestationVerifier {
         &self,
         bytes: &[u8],
         time: UnixTime,
-        app_id: &AppId,
+        (app_id, environment): (&AppId, Environment),
         public_key: &[u8],
         (leaf_not_before, leaf_not_after): (OffsetDateTime, OffsetDateTime),
     ) -> Result<VerifiedReceipt, ReceiptError> {
         // The receipt is verified at its own creation time: Apple signed it then, with the
         // signing certificate of that year, which may have expired since.
-        let verified = self
-            .receipts
-            .verify_at_creation(bytes, time, RECEIPT_CLOCK_SKEW_SECS)?;
+        let (verified, anchor) =
+            self.receipts
+                .verify_scoped_at_creation(bytes, time, RECEIPT_CLOCK_SKEW_SECS)?;
+        // A production key's receipt must come from Apple: an extra receipt root vouches for
+        // development keys only (the receipt is not covered by the attestation's nonce, so
+        // anyone could swap one in).
+        if anchor == AnchorScope::DevelopmentOnly && environment == Environment::Production {
+            return Err(ReceiptError::ChainInvalid(ChainFailure::UnknownIssuer));
+        }
         let receipt = &verified.receipt;
         if receipt.receipt_type != ReceiptType::Attest {
             return Err(ReceiptError::WrongType);

@@ -12,6 +12,11 @@
 //!
 //! The caches are bounded (a handful of entries: Apple rotates these certificates yearly) and
 //! are plain data inside the verifier: no globals, no I/O.
+//!
+//! Every root carries an [`AnchorScope`], and a validation answers the scope of the root the
+//! path ended at (remembered with the cached intermediates and chains), so the verifiers above
+//! can refuse what a root may not vouch for: an extra (test) root vouches for development keys
+//! only.
 
 use std::sync::RwLock;
 
@@ -33,6 +38,31 @@ static SUPPORTED_ALGORITHMS: &[&dyn SignatureVerificationAlgorithm] = &[
 /// How many intermediates / whole chains are remembered. Apple has one App Attest intermediate
 /// and rotates the receipt signer yearly; callers' own test roots add a few more.
 const CACHE_CAPACITY: usize = 16;
+
+/// What a trust anchor may vouch for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AnchorScope {
+    /// Apple's pinned roots, or roots a caller explicitly puts in their place
+    /// (`with_roots`): keys of every environment.
+    AllEnvironments,
+    /// Roots added to Apple's (`with_extra_roots`: simulators, quick start): development keys
+    /// only, whatever the caller's environment policy allows.
+    DevelopmentOnly,
+}
+
+/// A root certificate (DER) and what it vouches for.
+#[derive(Debug, Clone)]
+pub(crate) struct Root {
+    pub(crate) der: Vec<u8>,
+    pub(crate) scope: AnchorScope,
+}
+
+impl Root {
+    /// Every root of `ders` with the same `scope`.
+    pub(crate) fn all(ders: Vec<Vec<u8>>, scope: AnchorScope) -> impl Iterator<Item = Self> {
+        ders.into_iter().map(move |der| Self { der, scope })
+    }
+}
 
 /// Why a chain did not validate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +118,8 @@ impl Validity {
 struct TrustedIntermediate {
     der: Vec<u8>,
     validity: Validity,
+    /// The scope of the root it was validated under.
+    scope: AnchorScope,
 }
 
 #[derive(Debug)]
@@ -95,12 +127,14 @@ struct TrustedChain {
     /// Leaf followed by intermediates, exactly as presented.
     ders: Vec<Vec<u8>>,
     validities: Vec<Validity>,
+    /// The scope of the root it was validated under.
+    scope: AnchorScope,
 }
 
 /// Validates leaf + intermediates against a fixed set of roots, remembering what it proved.
 #[derive(Debug)]
 pub(crate) struct ChainVerifier {
-    roots: Vec<Vec<u8>>,
+    roots: Vec<Root>,
     usage: LeafUsage,
     remember_leaf: bool,
     intermediates: RwLock<Vec<TrustedIntermediate>>,
@@ -110,19 +144,19 @@ pub(crate) struct ChainVerifier {
 impl ChainVerifier {
     /// `roots` are DER certificates; each must parse as a webpki trust anchor.
     pub(crate) fn new(
-        roots: Vec<Vec<u8>>,
+        roots: Vec<Root>,
         usage: LeafUsage,
         remember_leaf: bool,
     ) -> Result<Self, ChainFailure> {
         for root in &roots {
-            let der = CertificateDer::from(root.as_slice());
+            let der = CertificateDer::from(root.der.as_slice());
             webpki::anchor_from_trusted_cert(&der).map_err(|_| ChainFailure::BadEncoding)?;
         }
         Ok(Self::pinned(roots, usage, remember_leaf))
     }
 
     /// For the pinned roots, which tests prove are usable anchors.
-    pub(crate) fn pinned(roots: Vec<Vec<u8>>, usage: LeafUsage, remember_leaf: bool) -> Self {
+    pub(crate) fn pinned(roots: Vec<Root>, usage: LeafUsage, remember_leaf: bool) -> Self {
         Self {
             roots,
             usage,
@@ -132,13 +166,14 @@ impl ChainVerifier {
         }
     }
 
-    /// Validates `leaf` (issued through `intermediates`) at `time`.
+    /// Validates `leaf` (issued through `intermediates`) at `time`; answers the scope of the
+    /// root the path ends at.
     pub(crate) fn verify(
         &self,
         leaf: &[u8],
         intermediates: &[&[u8]],
         time: UnixTime,
-    ) -> Result<(), ChainError> {
+    ) -> Result<AnchorScope, ChainError> {
         // Fast path 1: this exact chain was validated before; only validity can change.
         if self.remember_leaf
             && let Ok(chains) = self.chains.read()
@@ -157,7 +192,7 @@ impl ChainVerifier {
                 for validity in &chain.validities {
                     validity.check(time).map_err(ChainError::Validity)?;
                 }
-                return Ok(());
+                return Ok(chain.scope);
             }
         }
 
@@ -171,9 +206,15 @@ impl ChainVerifier {
                 cache
                     .iter()
                     .find(|known| known.der.as_slice() == *intermediate)
-                    .map(|known| (known.validity.check(time), known.der.clone()))
+                    .map(|known| {
+                        (
+                            known.validity.check(time),
+                            known.der.clone(),
+                            known.scope,
+                        )
+                    })
             });
-            if let Some((validity, der)) = known {
+            if let Some((validity, der, scope)) = known {
                 let der = CertificateDer::from(der);
                 let anchor = webpki::anchor_from_trusted_cert(&der)
                     .map_err(|e| ChainError::Invalid(map_failure(&e)))?;
@@ -189,21 +230,22 @@ impl ChainVerifier {
                     )
                     .map_err(|e| map_error(&e))?;
                 validity.map_err(ChainError::Validity)?;
-                self.remember_chain(leaf, intermediates);
-                return Ok(());
+                self.remember_chain(leaf, intermediates, scope);
+                return Ok(scope);
             }
         }
 
         // Full validation to the pinned roots.
-        let root_ders: Vec<CertificateDer<'_>> = self
+        let root_ders: Vec<(CertificateDer<'_>, AnchorScope)> = self
             .roots
             .iter()
-            .map(|r| CertificateDer::from(r.as_slice()))
+            .map(|r| (CertificateDer::from(r.der.as_slice()), r.scope))
             .collect();
-        let anchors: Vec<TrustAnchor<'_>> = root_ders
+        let scoped: Vec<(TrustAnchor<'_>, AnchorScope)> = root_ders
             .iter()
-            .filter_map(|r| webpki::anchor_from_trusted_cert(r).ok())
+            .filter_map(|(der, scope)| Some((webpki::anchor_from_trusted_cert(der).ok()?, *scope)))
             .collect();
+        let anchors: Vec<TrustAnchor<'_>> = scoped.iter().map(|(a, _)| a.clone()).collect();
         let intermediate_ders: Vec<CertificateDer<'_>> = intermediates
             .iter()
             .map(|i| CertificateDer::from(*i))
@@ -219,6 +261,18 @@ impl ChainVerifier {
                 None,
             )
             .map_err(|e| map_error(&e))?;
+        // The scope of the anchor the path ended at (subject and key compared, so a root that
+        // merely shares Apple's name is not Apple's). If two roots were identical anchors, the
+        // narrower scope wins.
+        let scope = scoped
+            .iter()
+            .filter(|(anchor, _)| anchor == path.anchor())
+            .map(|(_, scope)| *scope)
+            .min_by_key(|scope| match scope {
+                AnchorScope::DevelopmentOnly => 0,
+                AnchorScope::AllEnvironments => 1,
+            })
+            .ok_or(ChainError::Invalid(ChainFailure::Other))?;
 
         // Remember the intermediate that sits directly under a root.
         let used: Vec<CertificateDer<'_>> =
@@ -237,14 +291,15 @@ impl ChainVerifier {
                 cache.push(TrustedIntermediate {
                     der: intermediate.to_vec(),
                     validity,
+                    scope,
                 });
             }
         }
-        self.remember_chain(leaf, intermediates);
-        Ok(())
+        self.remember_chain(leaf, intermediates, scope);
+        Ok(scope)
     }
 
-    fn remember_chain(&self, leaf: &[u8], intermediates: &[&[u8]]) {
+    fn remember_chain(&self, leaf: &[u8], intermediates: &[&[u8]], scope: AnchorScope) {
         if !self.remember_leaf {
             return;
         }
@@ -265,7 +320,11 @@ impl ChainVerifier {
             if chains.len() >= CACHE_CAPACITY {
                 chains.remove(0);
             }
-            chains.push(TrustedChain { ders, validities });
+            chains.push(TrustedChain {
+                ders,
+                validities,
+                scope,
+            });
         }
     }
 }

@@ -31,7 +31,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::der_parser::oid;
 use x509_parser::extensions::ParsedExtension;
 
-use super::chain::{ChainError, ChainVerifier, LeafUsage};
+use super::chain::{AnchorScope, ChainError, ChainVerifier, LeafUsage, Root};
 use super::error::{ChainFailure, ValidityFailure};
 use super::roots;
 
@@ -366,37 +366,51 @@ pub struct ReceiptVerifier {
 impl ReceiptVerifier {
     /// A verifier anchored at the pinned Apple Root CA - G3.
     pub fn apple() -> Self {
-        let roots = vec![roots::APPLE_ROOT_CA_G3.to_vec()];
+        let roots = vec![Root {
+            der: roots::APPLE_ROOT_CA_G3.to_vec(),
+            scope: AnchorScope::AllEnvironments,
+        }];
         // The pinned root always parses (tested); if it ever did not, fail closed.
         let chain = new_chain(roots.clone()).ok();
+        Self::of(chain, roots)
+    }
+
+    /// A verifier anchored at `roots` (DER certificates) only, e.g. a test CA standing in for
+    /// Apple's root (receipts of keys of every environment).
+    pub fn with_roots(roots: Vec<Vec<u8>>) -> Result<Self, ChainFailure> {
+        Self::scoped(Root::all(roots, AnchorScope::AllEnvironments).collect())
+    }
+
+    /// A verifier anchored at Apple Root CA - G3 and `extra` roots (DER certificates). An
+    /// [`AttestationVerifier`](super::attestation::AttestationVerifier) holding it accepts a
+    /// receipt chained to an extra root for development keys only.
+    pub fn with_extra_roots(extra: Vec<Vec<u8>>) -> Result<Self, ChainFailure> {
+        let roots = std::iter::once(Root {
+            der: roots::APPLE_ROOT_CA_G3.to_vec(),
+            scope: AnchorScope::AllEnvironments,
+        })
+        .chain(Root::all(extra, AnchorScope::DevelopmentOnly))
+        .collect();
+        Self::scoped(roots)
+    }
+
+    fn scoped(roots: Vec<Root>) -> Result<Self, ChainFailure> {
+        let chain = new_chain(roots.clone())?;
+        Ok(Self::of(Some(chain), roots))
+    }
+
+    fn of(chain: Option<ChainVerifier>, roots: Vec<Root>) -> Self {
         Self {
             chain,
-            roots,
+            roots: roots.into_iter().map(|root| root.der).collect(),
             signers: RwLock::new(Vec::new()),
         }
-    }
-
-    /// A verifier anchored at `roots` (DER certificates) only, e.g. a test CA.
-    pub fn with_roots(roots: Vec<Vec<u8>>) -> Result<Self, ChainFailure> {
-        let chain = new_chain(roots.clone())?;
-        Ok(Self {
-            chain: Some(chain),
-            roots,
-            signers: RwLock::new(Vec::new()),
-        })
-    }
-
-    /// A verifier anchored at Apple Root CA - G3 and `extra` roots (DER certificates).
-    pub fn with_extra_roots(extra: Vec<Vec<u8>>) -> Result<Self, ChainFailure> {
-        let mut roots = vec![roots::APPLE_ROOT_CA_G3.to_vec()];
-        roots.extend(extra);
-        Self::with_roots(roots)
     }
 
     /// Parses and verifies `receipt` at `time`.
     pub fn verify(&self, receipt: &[u8], time: UnixTime) -> Result<VerifiedReceipt, ReceiptError> {
         let parsed = parse_receipt(receipt)?;
-        let signature_form = self.verify_parsed(&parsed, time)?;
+        let (signature_form, _) = self.verify_scoped(&parsed, time)?;
         Ok(VerifiedReceipt {
             receipt: parsed.into_receipt(),
             signature_form,
@@ -414,6 +428,18 @@ impl ReceiptVerifier {
         latest: UnixTime,
         max_skew_secs: u64,
     ) -> Result<VerifiedReceipt, ReceiptError> {
+        self.verify_scoped_at_creation(receipt, latest, max_skew_secs)
+            .map(|(verified, _)| verified)
+    }
+
+    /// [`verify_at_creation`](Self::verify_at_creation), with the scope of the root the
+    /// signing chain ends at.
+    pub(crate) fn verify_scoped_at_creation(
+        &self,
+        receipt: &[u8],
+        latest: UnixTime,
+        max_skew_secs: u64,
+    ) -> Result<(VerifiedReceipt, AnchorScope), ReceiptError> {
         let parsed = parse_receipt(receipt)?;
         let created = parsed.receipt.creation_time;
         let limit = i128::from(latest.as_secs()).saturating_add(i128::from(max_skew_secs));
@@ -423,11 +449,12 @@ impl ReceiptVerifier {
         let secs = u64::try_from(created.unix_timestamp())
             .map_err(|_| ReceiptError::Malformed("creation time (field 12) is before 1970"))?;
         let time = UnixTime::since_unix_epoch(Duration::from_secs(secs));
-        let signature_form = self.verify_parsed(&parsed, time)?;
-        Ok(VerifiedReceipt {
+        let (signature_form, anchor) = self.verify_scoped(&parsed, time)?;
+        let verified = VerifiedReceipt {
             receipt: parsed.into_receipt(),
             signature_form,
-        })
+        };
+        Ok((verified, anchor))
     }
 
     /// Verifies an already parsed receipt at `time`: chain, signer marker and signature.
@@ -436,6 +463,14 @@ impl ReceiptVerifier {
         parsed: &ParsedReceipt,
         time: UnixTime,
     ) -> Result<SignatureForm, ReceiptError> {
+        self.verify_scoped(parsed, time).map(|(form, _)| form)
+    }
+
+    fn verify_scoped(
+        &self,
+        parsed: &ParsedReceipt,
+        time: UnixTime,
+    ) -> Result<(SignatureForm, AnchorScope), ReceiptError> {
         let chain = self
             .chain
             .as_ref()
@@ -455,7 +490,7 @@ impl ReceiptVerifier {
             .iter()
             .filter_map(|&i| envelope.certificates.get(i).map(Vec::as_slice))
             .collect();
-        chain
+        let anchor = chain
             .verify(leaf, &intermediates, time)
             .map_err(|e| match e {
                 ChainError::Invalid(failure) => ReceiptError::ChainInvalid(failure),
@@ -472,7 +507,7 @@ impl ReceiptVerifier {
             .key
             .as_ref()
             .ok_or(ReceiptError::UnsupportedAlgorithm)?;
-        check_signature(envelope, key, signer.not_before)
+        check_signature(envelope, key, signer.not_before).map(|form| (form, anchor))
     }
 
     fn cached_signer(&self, envelope: &cms::Envelope) -> Option<Arc<KnownSigner>> {
@@ -531,7 +566,7 @@ impl ReceiptVerifier {
     }
 }
 
-fn new_chain(roots: Vec<Vec<u8>>) -> Result<ChainVerifier, ChainFailure> {
+fn new_chain(roots: Vec<Root>) -> Result<ChainVerifier, ChainFailure> {
     ChainVerifier::new(
         roots,
         LeafUsage::RequiredIfPresent(RECEIPT_SIGNER_EKU),
