@@ -1,6 +1,7 @@
 //! The key lifecycle through HTTP: a restored device whose counter goes backwards, a key lost
-//! and re-attested (by device id and by user id), development and production keys of one
-//! device, revoked and expired keys; each with what the client is told to do.
+//! and re-attested (by device id and by user id, vouched for by the backend's link token),
+//! development and production keys of one device, revoked and expired keys; each with what the
+//! client is told to do.
 
 mod common;
 
@@ -10,7 +11,7 @@ use attest_core::apple::EnvironmentPolicy;
 use attest_store::Store;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{ADMIN_TOKEN, APP, Db, OTHER_APP, Server, assert_error, device, key_id};
+use common::{ADMIN_TOKEN, APP, Db, OTHER_APP, Server, assert_error, device, key_id, linked};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -43,7 +44,7 @@ async fn created(answer: (StatusCode, Value)) -> Value {
 }
 
 async fn a_restored_device_whose_counter_goes_backwards_must_reattest(db: &Db) {
-    let server = Server::start(db).await;
+    let server = Server::start_linking(db).await;
     let original = device();
     let attested = created(server.attest_as(&original, APP, json!({}), |b| b).await).await;
     let device_id = attested["deviceId"].as_str().unwrap().to_owned();
@@ -70,15 +71,13 @@ async fn a_restored_device_whose_counter_goes_backwards_must_reattest(db: &Db) {
     assert_eq!(replay.1["details"]["anomaly"], "replay");
     assert!(replay.1["details"].get("action").is_none());
 
-    // The app re-attests a new key for its device; the old key is superseded.
+    // The app re-attests a new key for its device (its backend vouching); the old key is
+    // superseded.
     let fresh = device();
-    let reattested = created(
-        server
-            .attest_as(&fresh, APP, json!({ "deviceId": device_id }), |b| b)
-            .await,
-    )
-    .await;
+    let vouched = linked(APP, &fresh, None, Some(&device_id));
+    let reattested = created(server.attest_as(&fresh, APP, vouched, |b| b).await).await;
     assert_eq!(reattested["deviceId"], device_id);
+    assert_eq!(reattested["link"]["status"], "verified");
     assert_eq!(reattested["supersedes"], json!([key_id(&original)]));
     let answer = server.assert_counter(&original, APP, 6).await;
     reattest(&answer, StatusCode::FORBIDDEN, "key_superseded");
@@ -99,15 +98,11 @@ async fn a_restored_device_whose_counter_goes_backwards_must_reattest(db: &Db) {
 }
 
 async fn a_lost_key_reattested_for_the_same_device_is_superseded_and_linked(db: &Db) {
-    let server = Server::start(db).await;
+    let server = Server::start_linking(db).await;
     let keys: Vec<_> = (0..3).map(|_| device()).collect();
     for (index, key) in keys.iter().enumerate() {
-        let answer = created(
-            server
-                .attest_as(key, APP, json!({ "deviceId": "vendor-id-1" }), |b| b)
-                .await,
-        )
-        .await;
+        let vouched = linked(APP, key, None, Some("vendor-id-1"));
+        let answer = created(server.attest_as(key, APP, vouched, |b| b).await).await;
         let expected: Vec<String> = keys[..index].iter().rev().take(1).map(key_id).collect();
         assert_eq!(answer["supersedes"], json!(expected), "key {index}");
         assert_eq!(answer["deviceIntelligence"]["attestationCount"], index + 1);
@@ -164,13 +159,13 @@ async fn a_lost_key_reattested_for_the_same_device_is_superseded_and_linked(db: 
 }
 
 async fn simultaneous_re_attestations_of_one_device_leave_one_active_key(db: &Db) {
-    let server = Server::start(db).await;
-    let ids = json!({ "deviceId": "vendor-id-race" });
+    let server = Server::start_linking(db).await;
+    let ids = |key| linked(APP, key, None, Some("vendor-id-race"));
     let first = device();
-    created(server.attest_as(&first, APP, ids.clone(), |b| b).await).await;
+    created(server.attest_as(&first, APP, ids(&first), |b| b).await).await;
     // Six new keys for the same device at once (an app retrying, or two installs racing).
     let keys: Vec<_> = (0..6).map(|_| device()).collect();
-    let attest = |key| server.attest_as(key, APP, ids.clone(), |b| b);
+    let attest = |key| server.attest_as(key, APP, ids(key), |b| b);
     let answers = tokio::join!(
         attest(&keys[0]),
         attest(&keys[1]),
@@ -214,31 +209,25 @@ async fn simultaneous_re_attestations_of_one_device_leave_one_active_key(db: &Db
 }
 
 async fn a_lost_key_reattested_for_the_same_user_keeps_the_device(db: &Db) {
-    let server = Server::start(db).await;
+    let server = Server::start_linking(db).await;
+    let alice = |key| linked(APP, key, Some("alice@example.com"), None);
     let lost = device();
-    let first = created(
-        server
-            .attest_as(&lost, APP, json!({ "userId": "alice@example.com" }), |b| b)
-            .await,
-    )
-    .await;
+    let first = created(server.attest_as(&lost, APP, alice(&lost), |b| b).await).await;
     let device_id = first["deviceId"].as_str().unwrap().to_owned();
     assert!(device_id.starts_with("dev_"));
+    assert_eq!(
+        first["link"],
+        json!({ "status": "verified", "userId": "alice@example.com" })
+    );
     // Another user's key is left alone.
     let bob = device();
-    server
-        .attest_as(&bob, APP, json!({ "userId": "bob@example.com" }), |b| b)
-        .await;
+    let vouched = linked(APP, &bob, Some("bob@example.com"), None);
+    created(server.attest_as(&bob, APP, vouched, |b| b).await).await;
 
     let replacement = device();
     let second = created(
         server
-            .attest_as(
-                &replacement,
-                APP,
-                json!({ "userId": "alice@example.com" }),
-                |b| b,
-            )
+            .attest_as(&replacement, APP, alice(&replacement), |b| b)
             .await,
     )
     .await;
@@ -283,47 +272,55 @@ async fn a_lost_key_reattested_for_the_same_user_keeps_the_device(db: &Db) {
 }
 
 async fn development_and_production_keys_of_one_device_are_tracked_separately(db: &Db) {
-    let mut config = common::config(db);
+    let mut config = common::linking_config(db);
     config.apps[1].environment = EnvironmentPolicy::Any;
     let server = Server::start_with(config).await;
-    let install = json!({ "deviceId": "install-42" });
+    let install = |key| linked(OTHER_APP, key, None, Some("install-42"));
     let development = device();
     let production = attest_sim::Device::new(attest_sim::Environment::Production);
 
     let dev = created(
         server
-            .attest_as(&development, OTHER_APP, install.clone(), |b| b)
-            .await,
-    )
-    .await;
-    let prod = created(
-        server
-            .attest_as(&production, OTHER_APP, install.clone(), |b| b)
+            .attest_as(&development, OTHER_APP, install(&development), |b| b)
             .await,
     )
     .await;
     assert_eq!(dev["deviceIntelligence"]["environment"], "development");
-    assert_eq!(prod["deviceIntelligence"]["environment"], "production");
-    assert_eq!(
-        prod["supersedes"],
-        json!([]),
-        "another environment is another lineage"
+    // A production key of the same device, as Apple's root would have vouched for it (the
+    // simulator's CA, an extra root, vouches for development keys only: see danger_roots.rs).
+    let store = attest_store::AnyStore::connect(&db.url)
+        .await
+        .expect("open the store");
+    let now = attest_store::whole_seconds(time::OffsetDateTime::now_utc());
+    let stored = attest_store::DeviceKey::new(
+        production.key_id(),
+        "install-42",
+        OTHER_APP,
+        attest_store::Environment::Production,
+        production.public_key_spki(),
+        now,
     );
-    assert_eq!(
-        prod["deviceIntelligence"]["environments"],
-        json!(["development", "production"])
-    );
-    assert_eq!(prod["deviceIntelligence"]["activeKeys"], 2);
+    store.insert_device_key(&stored).await.expect("store");
+    store.close().await;
 
     // A new development key replaces only the development key.
     let development2 = device();
     let dev2 = created(
         server
-            .attest_as(&development2, OTHER_APP, install, |b| b)
+            .attest_as(&development2, OTHER_APP, install(&development2), |b| b)
             .await,
     )
     .await;
-    assert_eq!(dev2["supersedes"], json!([key_id(&development)]));
+    assert_eq!(
+        dev2["supersedes"],
+        json!([key_id(&development)]),
+        "another environment is another lineage"
+    );
+    assert_eq!(
+        dev2["deviceIntelligence"]["environments"],
+        json!(["development", "production"])
+    );
+    assert_eq!(dev2["deviceIntelligence"]["activeKeys"], 2);
     assert_eq!(
         server.assert_counter(&production, OTHER_APP, 1).await.0,
         StatusCode::OK
@@ -344,7 +341,7 @@ async fn development_and_production_keys_of_one_device_are_tracked_separately(db
 }
 
 async fn a_revoked_key_must_reattest(db: &Db) {
-    let server = Server::start(db).await;
+    let server = Server::start_linking(db).await;
     let revoked = device();
     let attested = created(server.attest_as(&revoked, APP, json!({}), |b| b).await).await;
     let path = format!(
@@ -360,17 +357,9 @@ async fn a_revoked_key_must_reattest(db: &Db) {
 
     // Re-attesting the device gives a working key; the revoked one stays revoked, unlinked.
     let fresh = device();
-    let again = created(
-        server
-            .attest_as(
-                &fresh,
-                APP,
-                json!({ "deviceId": attested["deviceId"] }),
-                |b| b,
-            )
-            .await,
-    )
-    .await;
+    let vouched = linked(APP, &fresh, None, attested["deviceId"].as_str());
+    let again = created(server.attest_as(&fresh, APP, vouched, |b| b).await).await;
+    assert_eq!(again["deviceId"], attested["deviceId"]);
     assert_eq!(again["supersedes"], json!([]));
     assert_eq!(
         server.assert_counter(&fresh, APP, 1).await.0,
@@ -538,6 +527,7 @@ async fn bad_ids_and_admin_queries_are_refused_with_400(db: &Db) {
         .await;
     assert_eq!(answer.0, StatusCode::CREATED, "{}", answer.1);
     assert!(answer.1["deviceId"].as_str().unwrap().starts_with("dev_"));
+    assert_eq!(answer.1["link"], json!({ "status": "none" }));
     let log = server
         .admin_get(&format!(
             "/admin/v1/decisions?since=0&limit=1&appId={OTHER_APP}"

@@ -261,13 +261,15 @@ async fn a_failed_verification_is_scored_and_explained(db: &Db) {
 }
 
 async fn new_keys_per_user_and_per_address(db: &Db) {
-    let mut config = common::config(db);
+    let mut config = common::linking_config(db);
     config.apps[0].risk.ip_key_churn_threshold = 2;
     let server = Server::start_with(config).await;
     let mut answers = Vec::new();
     for index in 1..=4 {
-        let extra = json!({ "userId": "alice", "deviceId": format!("phone-{index}") });
-        let answer = server.attest_as(&device(), APP, extra, |b| b).await;
+        let key = device();
+        let phone = format!("phone-{index}");
+        let extra = common::linked(APP, &key, Some("alice"), Some(&phone));
+        let answer = server.attest_as(&key, APP, extra, |b| b).await;
         answers.push(assert_created(&answer).clone());
     }
     assert_eq!(points(&answers[1], "ip_key_churn"), 0);
@@ -287,14 +289,13 @@ async fn new_keys_per_user_and_per_address(db: &Db) {
 }
 
 async fn repeated_attestation_of_one_device(db: &Db) {
-    let server = Server::start(db).await;
+    let server = Server::start_linking(db).await;
     let mut last = Value::Null;
     let mut devices = Vec::new();
     for _ in 0..4 {
         let device = device();
-        let answer = server
-            .attest_as(&device, APP, json!({ "deviceId": "install-7" }), |b| b)
-            .await;
+        let vouched = common::linked(APP, &device, None, Some("install-7"));
+        let answer = server.attest_as(&device, APP, vouched, |b| b).await;
         last = assert_created(&answer).clone();
         devices.push(device);
     }

@@ -155,7 +155,7 @@ fn hook(base: &str, path: &str, secret: &str, events: &[WebhookEvent]) -> Webhoo
 }
 
 fn config(db: &Db, hooks: Vec<WebhookConfig>) -> Config {
-    let mut config = common::config(db);
+    let mut config = common::linking_config(db);
     config.webhooks = hooks;
     config.webhook_settings = fast_settings();
     config.apps[0].risk.expected_validation_categories = vec!["02000000".to_owned()];
@@ -188,14 +188,14 @@ async fn events_are_signed_retried_and_logged(db: &Db) {
     ];
     let server = Server::start_with(config(db, hooks)).await;
 
-    // device.new, then key.superseded when the same user re-attests.
+    // device.new, then key.superseded when the same user re-attests (the backend vouching).
     let first = device();
     let second = device();
-    let carol = json!({ "userId": "carol" });
-    let attested = server.attest_as(&first, APP, carol.clone(), |b| b).await.1;
+    let carol = |key| common::linked(APP, key, Some("carol"), None);
+    let attested = server.attest_as(&first, APP, carol(&first), |b| b).await.1;
     let device_id = attested["deviceId"].as_str().unwrap().to_owned();
     assert_eq!(
-        server.attest_as(&second, APP, carol, |b| b).await.0,
+        server.attest_as(&second, APP, carol(&second), |b| b).await.0,
         StatusCode::CREATED
     );
     // device.high_risk (and device.new): invalid receipt + unexpected category = 65.

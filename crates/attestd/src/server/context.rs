@@ -1,5 +1,6 @@
-//! Who a request is from, besides its key: the client address and the user and device ids the
-//! client may name. None of it is authenticated; it feeds the risk signals and the key lifecycle.
+//! Who a request is from, besides its key: the client address, and the user and device ids the
+//! app's backend vouched for (a link token, see `server::link`). Ids a client merely names are
+//! never in a context: they would let anyone join, supersede or score someone else's device.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -21,26 +22,29 @@ pub struct RequestContext {
     /// The client address: the connection's, or the last `X-Forwarded-For` entry when the
     /// server is configured to trust it.
     pub client_ip: Option<IpAddr>,
-    /// The user id the client named (attestation only).
+    /// The user id the app's backend vouched for (attestation with a valid link token only).
     pub user_id: Option<String>,
-    /// The device id the client named (attestation only): its previous `deviceId`, or any
-    /// stable installation id of its own.
+    /// The device id the app's backend vouched for (same): a `deviceId` attestd returned for
+    /// an earlier key, or a stable installation id of the app's own.
     pub device_id: Option<String>,
 }
 
 impl RequestContext {
-    /// The context of a request from `client_ip` whose body named `userId` and `deviceId`
-    /// (checked with [`client_id`]).
-    pub fn named(
-        client_ip: Option<IpAddr>,
-        user_id: Option<&str>,
-        device_id: Option<&str>,
-    ) -> Result<Self, ApiError> {
-        Ok(Self {
+    /// The context of a request from `client_ip`, with no user or device.
+    pub fn from_ip(client_ip: Option<IpAddr>) -> Self {
+        Self {
             client_ip,
-            user_id: client_id("userId", user_id)?,
-            device_id: client_id("deviceId", device_id)?,
-        })
+            ..Self::default()
+        }
+    }
+
+    /// This context with the ids `link` vouches for (none unless it is verified).
+    pub fn linked(&self, link: &super::link::Link) -> Self {
+        Self {
+            client_ip: self.client_ip,
+            user_id: link.user_id.clone(),
+            device_id: link.device_id.clone(),
+        }
     }
 
     /// The address as stored and compared.

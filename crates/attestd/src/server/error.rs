@@ -54,6 +54,9 @@ pub enum ApiError {
     /// The core rejected the attestation or assertion.
     #[error("{0}")]
     Verification(#[from] AppleError),
+    /// An attestation whose `linkToken` does not verify (see `server::link`).
+    #[error("link token invalid: {0}")]
+    LinkTokenInvalid(#[from] crate::server::link::LinkTokenRejection),
     /// An attestation for a key id that is already registered.
     #[error("this key is already attested")]
     KeyAlreadyAttested,
@@ -182,6 +185,7 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             Self::Verification(_)
+            | Self::LinkTokenInvalid(_)
             | Self::CounterInvalid { .. }
             | Self::CounterRegressed { .. }
             | Self::DeviceTokenInvalid => StatusCode::UNPROCESSABLE_ENTITY,
@@ -209,6 +213,7 @@ impl ApiError {
             Self::UnknownApp(_) => "unknown_app",
             Self::ChallengeInvalid => "challenge_invalid",
             Self::Verification(error) => error.code(),
+            Self::LinkTokenInvalid(_) => "link_token_invalid",
             Self::KeyAlreadyAttested => "key_already_attested",
             Self::KeyUnknown => "key_unknown",
             Self::KeyRevoked => "key_revoked",
@@ -238,6 +243,7 @@ impl ApiError {
         "unsupported_platform",
         "unknown_app",
         "challenge_invalid",
+        "link_token_invalid",
         "key_already_attested",
         "key_unknown",
         "key_revoked",
@@ -270,6 +276,7 @@ impl ApiError {
             Self::Verification(AppleError::ReceiptInvalid(receipt)) => {
                 json!({ "reason": receipt.reason() })
             }
+            Self::LinkTokenInvalid(rejection) => json!({ "reason": rejection.reason() }),
             Self::KeyUnknown | Self::KeyRevoked | Self::KeySuperseded | Self::KeyExpired => {
                 json!({ "action": REATTEST_REQUIRED })
             }
@@ -419,6 +426,7 @@ mod tests {
             ApiError::UnsupportedMediaType,
             ApiError::UnknownApp("a".into()),
             ApiError::ChallengeInvalid,
+            ApiError::LinkTokenInvalid(crate::server::link::LinkTokenRejection::Expired),
             ApiError::KeyAlreadyAttested,
             ApiError::KeyUnknown,
             ApiError::KeyRevoked,

@@ -16,6 +16,7 @@ mod dto;
 mod error;
 mod extract;
 mod flows;
+mod link;
 mod openapi;
 pub mod quickstart;
 mod risk;

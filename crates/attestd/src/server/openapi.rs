@@ -49,6 +49,8 @@ use super::routes::{admin, hosted, insights, ops, v1};
         dto::ChallengeResponse,
         dto::AttestationBody,
         dto::AttestationResponse,
+        dto::LinkView,
+        super::link::LinkStatus,
         dto::DeviceIntelligence,
         dto::DeviceCheckView,
         dto::DeviceCheckBody,

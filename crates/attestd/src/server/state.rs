@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use attest_core::apple::assertion::CredentialPublicKey;
 use attest_core::apple::attestation::AttestationVerifier;
-use attest_core::apple::receipt::ReceiptVerifier;
-use attest_core::apple::{AppId, AppleError, EnvironmentPolicy, KeyId, roots};
+use attest_core::apple::{AppId, AppleError, EnvironmentPolicy, KeyId};
 use attest_store::AnyStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -47,7 +46,8 @@ pub struct App {
     pub config: AppConfig,
     /// The App ID as the one-element list the core takes.
     pub ids: [AppId; 1],
-    /// Apple's roots, plus the danger roots when the app accepts development keys.
+    /// Apple's roots, plus the danger roots (development keys only) when the app accepts
+    /// development keys.
     pub verifier: Arc<AttestationVerifier>,
 }
 
@@ -66,30 +66,20 @@ pub struct Apps {
 
 impl Apps {
     /// Builds one verifier for production-only apps (Apple's roots only) and, if danger roots
-    /// are configured, one more for apps that accept development keys.
+    /// are configured, one more for apps that accept development keys: Apple's roots plus the
+    /// extra ones, which the core lets vouch for development keys only (a production AAGUID
+    /// under an extra root is `environment_mismatch`, whatever the app accepts).
     pub fn new(config: &Config) -> Result<Self, AppleError> {
         let apple = Arc::new(AttestationVerifier::apple());
         let has_danger_roots = !config.danger_extra_attestation_roots.is_empty()
             || !config.danger_extra_receipt_roots.is_empty();
+        let ders = |roots: &[super::config::TrustRoot]| -> Vec<Vec<u8>> {
+            roots.iter().map(|root| root.der.clone()).collect()
+        };
         let extended = if has_danger_roots {
-            let mut attestation_roots = vec![roots::APPLE_APP_ATTESTATION_ROOT_CA.to_vec()];
-            attestation_roots.extend(
-                config
-                    .danger_extra_attestation_roots
-                    .iter()
-                    .map(|root| root.der.clone()),
-            );
-            let receipts = ReceiptVerifier::with_extra_roots(
-                config
-                    .danger_extra_receipt_roots
-                    .iter()
-                    .map(|root| root.der.clone())
-                    .collect(),
-            )
-            .map_err(AppleError::CertificateChainInvalid)?;
-            Arc::new(AttestationVerifier::with_roots(
-                attestation_roots,
-                receipts,
+            Arc::new(AttestationVerifier::with_extra_roots(
+                ders(&config.danger_extra_attestation_roots),
+                ders(&config.danger_extra_receipt_roots),
             )?)
         } else {
             Arc::clone(&apple)

@@ -480,3 +480,54 @@ impl Server {
             .expect("metrics text")
     }
 }
+
+// ---- linking: link tokens signed as the app's backend signs them ------------------------------
+
+/// The `link_secret` of both test apps in [`linking_config`] (at least 32 bytes).
+pub const LINK_SECRET: &str = "test-link-secret-of-the-backend-0123456789";
+
+/// [`config`] with [`LINK_SECRET`] set on both apps, for tests that link keys.
+pub fn linking_config(db: &Db) -> Config {
+    let mut config = config(db);
+    for app in &mut config.apps {
+        app.link_secret = Some(attestd::server::config::Secret::new(LINK_SECRET));
+    }
+    config
+}
+
+/// `claims` signed with HS256 and `secret`, as a backend's JWT library would.
+pub fn sign_link_token(secret: &str, claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign link token")
+}
+
+/// The claims of a link token for `device`'s key in `app`, valid for five minutes from now.
+pub fn link_claims(app: &str, device: &Device, user: Option<&str>, device_id: Option<&str>) -> Value {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let mut claims = json!({ "aud": app, "key_id": key_id(device), "iat": now, "exp": now + 300 });
+    if let Some(user) = user {
+        claims["sub"] = json!(user);
+    }
+    if let Some(device_id) = device_id {
+        claims["device_id"] = json!(device_id);
+    }
+    claims
+}
+
+/// The body fields `{"linkToken": ...}` linking `device`'s key in `app` to `user` and/or
+/// `device_id`, signed with [`LINK_SECRET`].
+pub fn linked(app: &str, device: &Device, user: Option<&str>, device_id: Option<&str>) -> Value {
+    let token = sign_link_token(LINK_SECRET, &link_claims(app, device, user, device_id));
+    json!({ "linkToken": token })
+}
+
+impl Server {
+    /// A server whose apps check link tokens with [`LINK_SECRET`].
+    pub async fn start_linking(db: &Db) -> Self {
+        Self::start_with(linking_config(db)).await
+    }
+}

@@ -186,6 +186,9 @@ impl Config {
         for setting in &args.app_max_risk_scores {
             config.app_mut(&setting.app_id)?.policy.max_risk_score = Some(setting.value);
         }
+        for setting in &args.app_link_secrets {
+            config.app_mut(&setting.app_id)?.link_secret = Some(setting.value.clone());
+        }
         if let Some(days) = args.key_idle_expiry_days.or(file.key_idle_expiry_days) {
             config.key_idle_expiry = (days > 0).then(|| Duration::from_secs(days * DAY_SECS));
         }
@@ -276,6 +279,15 @@ impl Config {
                 .validate()
                 .and_then(|()| app.risk.validate())
                 .map_err(|error| ConfigError::App(format!("{}: {error}", app.id.as_str())))?;
+            if let Some(secret) = &app.link_secret
+                && secret.expose().len() < crate::server::link::MIN_LINK_SECRET_LEN
+            {
+                return Err(ConfigError::App(format!(
+                    "{}: link_secret must be at least {} bytes (e.g. `openssl rand -base64 48`)",
+                    app.id.as_str(),
+                    crate::server::link::MIN_LINK_SECRET_LEN
+                )));
+            }
         }
         for webhook in &self.webhooks {
             webhook.validate()?;
@@ -358,6 +370,10 @@ pub struct AppConfig {
     /// App Attest. Default `false`: DeviceCheck proves a genuine device running one of the
     /// team's apps, not an untampered build of this app, so it is opt-in.
     pub device_check_fallback: bool,
+    /// The secret the app's backend signs link tokens with (HS256). Only a valid link token
+    /// links a new key to a user or device; without a secret, `userId`/`deviceId` are ignored
+    /// (see `server::link`).
+    pub link_secret: Option<Secret>,
 }
 
 impl AppConfig {
@@ -371,6 +387,7 @@ impl AppConfig {
             policy: attest_policy::Policy::default(),
             risk: attest_policy::RiskWeights::default(),
             device_check_fallback: false,
+            link_secret: None,
         }
     }
 }

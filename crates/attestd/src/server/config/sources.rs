@@ -110,6 +110,17 @@ pub struct ServeArgs {
         value_name = "APP=N"
     )]
     pub app_max_risk_scores: Vec<AppSetting<u8>>,
+    /// The secret one app's backend signs link tokens with (HS256, at least 32 bytes):
+    /// `TEAMID.bundle.id=SECRET` (repeatable; overrides `[[apps]] link_secret`). Without one,
+    /// the app's attestations link no key to a user or device (see docs/api.md, "Linking").
+    #[arg(
+        long = "app-link-secret",
+        env = "ATTESTD_APP_LINK_SECRETS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_name = "APP=SECRET"
+    )]
+    pub app_link_secrets: Vec<AppSetting<Secret>>,
     /// Days after which an unused key expires (`key_expired`); 0 = never [default: 180].
     #[arg(long, env = "ATTESTD_KEY_IDLE_EXPIRY_DAYS", value_name = "DAYS")]
     pub key_idle_expiry_days: Option<u64>,
@@ -184,6 +195,7 @@ pub(super) struct FileApp {
     policy: Option<attest_policy::Policy>,
     risk: Option<attest_policy::RiskWeights>,
     device_check_fallback: Option<bool>,
+    link_secret: Option<String>,
 }
 
 impl FileApp {
@@ -204,6 +216,7 @@ impl FileApp {
         app.policy = self.policy.unwrap_or_default();
         app.risk = self.risk.unwrap_or_default();
         app.device_check_fallback = self.device_check_fallback.unwrap_or(false);
+        app.link_secret = self.link_secret.map(Secret);
         Ok(app)
     }
 }

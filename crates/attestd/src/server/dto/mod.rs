@@ -20,6 +20,7 @@ use utoipa::ToSchema;
 use super::apple::device_check::DeviceCheckEnvironment;
 use super::extract::encode_key_id;
 use super::flows::IssuedChallenge;
+use super::link::{Link, LinkStatus};
 
 /// RFC 3339 UTC text of a time.
 pub fn rfc3339(at: OffsetDateTime) -> String {
@@ -92,12 +93,23 @@ pub struct AttestationBody {
     pub token: String,
     /// App ID; defaults to the only configured app.
     pub app_id: Option<String>,
-    /// Optional: the user the app is signed in as. A new key for the same user (and
-    /// environment) supersedes the user's previous key unless `deviceId` is given.
+    /// Optional: a link token from the app's backend (compact HS256 JWT signed with the app's
+    /// `link_secret`; claims `aud` = App ID, `sub` = user id, optional `device_id`, `key_id` =
+    /// this keyId, `iat`, `exp` at most 600 s later). Only a valid one links the key: with
+    /// `device_id`, to that device; with only `sub`, to the device of the user's newest active
+    /// key in the same environment; the key then supersedes that device's key. An invalid one
+    /// is 422 `link_token_invalid` (`details.reason`). See docs/api.md, "Linking".
+    #[schema(max_length = 4096)]
+    pub link_token: Option<String>,
+    /// Optional, informational: the user the app is signed in as. **Ignored** unless a
+    /// `linkToken` vouches for it (then it must equal the token's `sub`): an id a client names
+    /// links nothing (`link.status = "unverified"`).
+    #[schema(max_length = 128)]
     pub user_id: Option<String>,
-    /// Optional: the `deviceId` attestd returned for an earlier key of this installation (or a
-    /// stable installation id of the app's own). A new key for the same device (and
-    /// environment) supersedes the previous one.
+    /// Optional, informational: the `deviceId` of an earlier key of this installation.
+    /// **Ignored** unless a `linkToken` vouches for it (then it must equal the token's
+    /// `device_id`).
+    #[schema(max_length = 128)]
     pub device_id: Option<String>,
     /// Optional: a DeviceCheck token (`DCDevice.generateToken`, base64) from the same device.
     /// With Apple credentials configured, attestd asks Apple about it (development service for
@@ -122,11 +134,43 @@ pub struct AttestationResponse {
     pub device_intelligence: DeviceIntelligence,
     /// The key this one replaced (standard base64), when the attestation superseded one.
     pub supersedes: Vec<String>,
+    /// What the key was linked with, and why (`unverified`: ids sent without a link token were
+    /// ignored and the key is a new device).
+    pub link: LinkView,
     /// A one-time challenge for the first assertion, bound to this key.
     pub next_challenge: ChallengeResponse,
     /// Risk score, band, factors, decision and permissions.
     #[serde(flatten)]
     pub risk: RiskView,
+}
+
+/// `link` of an attestation's answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkView {
+    /// `none` (nothing asked: a new device), `unverified` (`userId`/`deviceId` sent without a
+    /// link token: ignored, a new device) or `verified` (a link token vouched for the ids).
+    pub status: LinkStatus,
+    /// The user id the link token vouched for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The device id the link token vouched for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// The fields sent without a link token, which were ignored (`userId`, `deviceId`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<&'static str>,
+}
+
+impl From<&Link> for LinkView {
+    fn from(link: &Link) -> Self {
+        Self {
+            status: link.status,
+            user_id: link.user_id.clone(),
+            device_id: link.device_id.clone(),
+            ignored: link.ignored.clone(),
+        }
+    }
 }
 
 /// `POST /v1/assertions`: the client plugin's assertion payload.
@@ -179,9 +223,12 @@ pub struct DeviceCheckBody {
     pub environment: DeviceCheckEnvironment,
     /// App ID; defaults to `X-App-Id` or the only configured app.
     pub app_id: Option<String>,
-    /// Optional: the user the app is signed in as (logged, counted in risk signals).
+    /// Optional, **ignored**: nothing authenticates it, and a device check links nothing
+    /// (reported in `link.ignored`). Checked for form only.
+    #[schema(max_length = 128)]
     pub user_id: Option<String>,
-    /// Optional: the app's own installation id (logged, counted in risk signals).
+    /// Optional, **ignored** (same).
+    #[schema(max_length = 128)]
     pub device_id: Option<String>,
 }
 
@@ -200,6 +247,9 @@ pub struct DeviceCheckResponse {
     pub bit0: Option<bool>,
     /// Bit 1.
     pub bit1: Option<bool>,
+    /// Always `none` or `unverified`: a device check links nothing; `ignored` lists the ids
+    /// sent.
+    pub link: LinkView,
     /// Risk score, band, factors, decision and permissions.
     #[serde(flatten)]
     pub risk: RiskView,

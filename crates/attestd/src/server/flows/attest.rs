@@ -1,5 +1,8 @@
-//! Registering a key: spend the challenge, verify the attestation, place the key in its
-//! device's lineage, score and decide, store it, supersede the keys it replaces.
+//! Registering a key: spend the challenge, check the link token, verify the attestation, place
+//! the key in its device's lineage, score and decide, store it, supersede the keys it replaces.
+//!
+//! Only ids a link token vouches for (`server::link`) place a key in an existing lineage or
+//! name its user; a refused request never carries any, so it cannot touch anyone's device.
 
 use std::sync::Arc;
 
@@ -25,6 +28,7 @@ use crate::server::context::RequestContext;
 use crate::server::dto::{DeviceCheckView, DeviceIntelligence};
 use crate::server::error::ApiError;
 use crate::server::extract::encode_key_id;
+use crate::server::link::{self, Link, LinkRequest};
 use crate::server::risk::gather::{Subject, history_of};
 use crate::server::risk::{Verdict, metadata};
 use crate::server::state::{App, AppState};
@@ -41,8 +45,10 @@ pub struct AttestInput<'a> {
     pub challenge: &'a str,
     /// The attestation object (CBOR).
     pub attestation: Vec<u8>,
-    /// The requester, with the optional user and device ids.
+    /// The requester (its address; no user or device: those come from `link`).
     pub context: RequestContext,
+    /// The user and device ids the body named, and the link token vouching for them.
+    pub link: LinkRequest,
     /// A DeviceCheck token from the same device (whitespace removed), to ask Apple about.
     pub device_check_token: Option<String>,
 }
@@ -62,6 +68,8 @@ pub struct Attested {
     pub intelligence: DeviceIntelligence,
     /// The keys this one superseded.
     pub superseded: Vec<[u8; 32]>,
+    /// What the key was linked with.
+    pub link: Link,
 }
 
 /// Registers a key: spends the challenge, verifies the attestation, stores the key (never
@@ -74,7 +82,7 @@ pub async fn attest(
 ) -> Result<Attested, ApiError> {
     let started = now();
     match verify(state, &input, started).await {
-        Ok(verified) => register(state, route, &input, &verified, started).await,
+        Ok((verified, link)) => register(state, route, &input, &verified, link, started).await,
         Err(error) => {
             let subject = claimed(&input);
             Err(refuse(state, route, &subject, error, started).await)
@@ -93,12 +101,13 @@ fn claimed<'a>(input: &'a AttestInput<'a>) -> Subject<'a> {
 }
 
 /// Spends the challenge (first, whatever happens next: a failed attestation cannot be retried
-/// with the same challenge, and racing requests get one chance between them), then verifies.
+/// with the same challenge, and racing requests get one chance between them), checks the link
+/// token (an HMAC: cheap), then verifies the attestation.
 async fn verify(
     state: &AppState,
     input: &AttestInput<'_>,
     at: OffsetDateTime,
-) -> Result<VerifiedAttestation, ApiError> {
+) -> Result<(VerifiedAttestation, Link), ApiError> {
     let app = input.app;
     let opened = open_challenge(
         state,
@@ -118,6 +127,8 @@ async fn verify(
     if !spent {
         return Err(ApiError::ChallengeInvalid);
     }
+    let secret = app.config.link_secret.as_ref().map(|s| s.expose().as_bytes());
+    let link = link::resolve(&input.link, secret, app.id(), &input.key_id, at)?;
     // A chain and a receipt cost a few milliseconds of CPU: off the async workers.
     let app = Arc::clone(app);
     let key_id = input.key_id;
@@ -134,7 +145,7 @@ async fn verify(
     })
     .await
     .map_err(|_| ApiError::Internal)?;
-    Ok(verified?)
+    Ok((verified?, link))
 }
 
 async fn register(
@@ -142,12 +153,15 @@ async fn register(
     route: &'static str,
     input: &AttestInput<'_>,
     verified: &VerifiedAttestation,
+    link: Link,
     now: OffsetDateTime,
 ) -> Result<Attested, ApiError> {
     let app = input.app;
+    // The vouched ids, now that the request proved the key: only these place the key.
+    let context = input.context.linked(&link);
     let environment = store_environment(verified.environment());
-    let lineage = Lineage::resolve(&state.store, app.id(), &input.context, environment).await?;
-    let device = new_key(input, verified, &lineage, now);
+    let lineage = Lineage::resolve(&state.store, app.id(), &context, environment).await?;
+    let device = new_key(input, &context, verified, &lineage, now);
     let device_check = match &input.device_check_token {
         Some(token) => Some(state.apple.device_check_signal(token, environment).await),
         None => None,
@@ -161,7 +175,7 @@ async fn register(
         history: history_of(&lineage.device_keys),
         device_id: Some(&device.device_id),
         user_id: device.user_id.as_deref(),
-        context: &input.context,
+        context: &context,
         client_time: None,
         prefetched: None,
         device_check: device_check.as_ref().and_then(DeviceCheckSignal::answer),
@@ -224,12 +238,14 @@ async fn register(
         verdict,
         intelligence,
         superseded,
+        link,
     })
 }
 
 /// The key as it will be stored.
 fn new_key(
     input: &AttestInput<'_>,
+    context: &RequestContext,
     verified: &VerifiedAttestation,
     lineage: &Lineage,
     now: OffsetDateTime,
@@ -248,8 +264,8 @@ fn new_key(
         ReceiptCheck::Verified(receipt) => receipt.receipt.risk_metric.map(i64::from),
         _ => None,
     };
-    device.user_id.clone_from(&input.context.user_id);
-    device.client_ip = input.context.ip_text();
+    device.user_id.clone_from(&context.user_id);
+    device.client_ip = context.ip_text();
     device
 }
 

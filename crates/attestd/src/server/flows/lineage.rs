@@ -1,9 +1,11 @@
 //! Which device a new key belongs to, and which keys it replaces.
 //!
-//! The lineage of a key is its app, its environment and its device. With `deviceId`, the device
-//! is the one named. With only `userId`, it is the device of the user's newest active key in the
-//! same environment (a re-attestation of the same installation), or a new device. Without
-//! either, every attestation is a new device. Once stored, the new key supersedes the active
+//! The lineage of a key is its app, its environment and its device. The context's ids are the
+//! ones the app's backend vouched for with a link token (`server::link`); ids a client merely
+//! names never reach here. With a device id, the device is the one named. With only a user id,
+//! it is the device of the user's newest active key in the same environment (a re-attestation
+//! of the same installation), or a new device. Without either, every attestation is a new
+//! device: a re-installed app that lost its key is a new device unless its backend vouches. Once stored, the new key supersedes the active
 //! keys of its device **in its environment** (`Store::settle_lineage`: the key stored last wins,
 //! so two re-attestations racing for one device leave one active key): development and
 //! production keys of one device are separate lineages.
@@ -24,7 +26,8 @@ pub struct Lineage {
 }
 
 impl Lineage {
-    /// Resolves the lineage of a key of `environment` attested for `app_id` by `context`.
+    /// Resolves the lineage of a key of `environment` attested for `app_id` by `context` (whose
+    /// ids are vouched for).
     pub async fn resolve(
         store: &AnyStore,
         app_id: &str,

@@ -16,10 +16,13 @@ use super::app_id_header;
 use crate::server::apple::device_check::optional_device_token;
 use crate::server::challenge::ChallengePurpose;
 use crate::server::context::{ClientIp, RequestContext};
-use crate::server::dto::{ChallengeResponse, DecisionView, FactorView, RiskView, rfc3339};
+use crate::server::dto::{
+    ChallengeResponse, DecisionView, FactorView, LinkView, RiskView, rfc3339,
+};
 use crate::server::error::ApiError;
 use crate::server::extract::{ApiJson, decode_base64, decode_key_id};
 use crate::server::flows::{self, AttestInput};
+use crate::server::link::LinkRequest;
 use crate::server::state::AppState;
 use attest_policy::{Band, HostedCode};
 
@@ -35,9 +38,15 @@ pub struct ValidateBody {
     pub challenge: String,
     /// App ID; defaults to `X-App-Id` or the only configured app.
     pub app_id: Option<String>,
-    /// Optional user id (see `POST /v1/attestations`).
+    /// Optional link token from the app's backend (see `POST /v1/attestations`): the only way
+    /// to link the key to a user or device.
+    #[schema(max_length = 4096)]
+    pub link_token: Option<String>,
+    /// Optional user id, ignored unless `linkToken` vouches for it (see `POST /v1/attestations`).
+    #[schema(max_length = 128)]
     pub user_id: Option<String>,
-    /// Optional device id (see `POST /v1/attestations`).
+    /// Optional device id, ignored unless `linkToken` vouches for it.
+    #[schema(max_length = 128)]
     pub device_id: Option<String>,
     /// Optional DeviceCheck token (see `POST /v1/attestations`).
     pub device_check_token: Option<String>,
@@ -83,6 +92,8 @@ pub struct ValidateResponse {
     pub device_intelligence: HostedDeviceIntelligence,
     /// The permissions of the risk band (the `permissions` claim).
     pub permissions: Vec<String>,
+    /// What the key was linked with (see `POST /v1/attestations`).
+    pub link: LinkView,
 }
 
 /// The hosted error body: `{error, message, code: "ATT_00x", details: {reason}}`.
@@ -143,6 +154,9 @@ impl HostedError {
         if let ApiError::Verification(AppleError::ReceiptInvalid(receipt)) = self.0.inner() {
             details.insert("receiptReason".into(), json!(receipt.reason()));
         }
+        if let ApiError::LinkTokenInvalid(rejection) = self.0.inner() {
+            details.insert("linkReason".into(), json!(rejection.reason()));
+        }
         HostedErrorBody {
             error,
             message: self.0.to_string(),
@@ -192,7 +206,7 @@ pub async fn challenge(
         (status = 403, description = "ATT_004 high-risk device (details: reason risk_above_max, riskScore, riskFactors); ATT_002 other enforced policy rules", body = HostedErrorBody),
         (status = 404, description = "ATT_003 unknown app", body = HostedErrorBody),
         (status = 409, description = "ATT_002 key already attested", body = HostedErrorBody),
-        (status = 422, description = "ATT_002 invalid attestation (details.reason = core code); ATT_003 bundle mismatch", body = HostedErrorBody),
+        (status = 422, description = "ATT_002 invalid attestation (details.reason = core code, or link_token_invalid with details.linkReason); ATT_003 bundle mismatch", body = HostedErrorBody),
         (status = 503, description = "ATT_000 server-side failure", body = HostedErrorBody),
     )
 )]
@@ -205,10 +219,10 @@ pub async fn validate(
     let ApiJson(body) = body?;
     let key_id = decode_key_id("keyId", &body.key_id)?;
     let attestation = decode_base64("attestation", &body.attestation)?;
-    let context = RequestContext::named(
-        client_ip,
+    let link = LinkRequest::from_body(
         body.user_id.as_deref(),
         body.device_id.as_deref(),
+        body.link_token.as_deref(),
     )?;
     let app = state
         .apps
@@ -219,7 +233,8 @@ pub async fn validate(
         key_id,
         challenge: &body.challenge,
         attestation,
-        context,
+        context: RequestContext::from_ip(client_ip),
+        link,
         device_check_token,
     };
     let attested = flows::attest(&state, "/api/v1/attestation/validate", input).await?;
@@ -243,6 +258,7 @@ pub async fn validate(
             decision: risk.decision,
         },
         permissions: risk.permissions,
+        link: LinkView::from(&attested.link),
     }))
 }
 

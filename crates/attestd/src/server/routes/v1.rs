@@ -12,8 +12,8 @@ use crate::server::apple::device_check::{DeviceCheckError, device_token, optiona
 use crate::server::context::{ClientIp, RequestContext};
 use crate::server::dto::{
     AssertionBody, AssertionResponse, AttestationBody, AttestationResponse, ChallengeRequest,
-    ChallengeResponse, DeviceCheckBody, DeviceCheckResponse, PurposeBody, RiskView, TokenResponse,
-    rfc3339,
+    ChallengeResponse, DeviceCheckBody, DeviceCheckResponse, LinkView, PurposeBody, RiskView,
+    TokenResponse, rfc3339,
 };
 use crate::server::error::{ApiError, ErrorBody};
 use crate::server::extract::{
@@ -21,6 +21,7 @@ use crate::server::extract::{
     decode_key_id, encode_key_id,
 };
 use crate::server::flows::{self, AssertInput, AttestInput, DeviceCheckInput};
+use crate::server::link::LinkRequest;
 use crate::server::state::AppState;
 
 /// Issues a one-time challenge.
@@ -80,7 +81,7 @@ pub async fn create_challenge(
         (status = 409, description = "key_already_attested", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
-        (status = 422, description = "verification failed: the core's code (nonce_mismatch, certificate_chain_invalid, ...)", body = ErrorBody),
+        (status = 422, description = "verification failed: the core's code (nonce_mismatch, certificate_chain_invalid, ...); link_token_invalid (details.reason)", body = ErrorBody),
         (status = 503, description = "unavailable, timeout", body = ErrorBody),
     )
 )]
@@ -93,10 +94,10 @@ pub async fn create_attestation(
     check_platform(&body.platform, &body.format, APP_ATTEST_FORMAT)?;
     let key_id = decode_key_id("keyId", &body.key_id)?;
     let attestation = decode_base64("token", &body.token)?;
-    let context = RequestContext::named(
-        client_ip,
+    let link = LinkRequest::from_body(
         body.user_id.as_deref(),
         body.device_id.as_deref(),
+        body.link_token.as_deref(),
     )?;
     let app = state
         .apps
@@ -107,7 +108,8 @@ pub async fn create_attestation(
         key_id,
         challenge: &body.challenge,
         attestation,
-        context,
+        context: RequestContext::from_ip(client_ip),
+        link,
         device_check_token,
     };
     let attested = flows::attest(&state, "/v1/attestations", input).await?;
@@ -118,6 +120,7 @@ pub async fn create_attestation(
         expires_at: rfc3339(attested.token.expires_at),
         device_intelligence: attested.intelligence,
         supersedes: attested.superseded.iter().map(encode_key_id).collect(),
+        link: LinkView::from(&attested.link),
         next_challenge: ChallengeResponse::from(&attested.next_challenge),
         risk: RiskView::from(&attested.verdict),
     };
@@ -164,10 +167,7 @@ async fn assertion(
         key_id,
         payload: &body.payload,
         assertion: &assertion,
-        context: RequestContext {
-            client_ip,
-            ..RequestContext::default()
-        },
+        context: RequestContext::from_ip(client_ip),
     };
     flows::assert(state, route, input).await
 }
@@ -254,11 +254,9 @@ pub async fn create_device_check(
 ) -> Result<Json<DeviceCheckResponse>, DeviceCheckError> {
     check_platform(&body.platform, &body.format, DEVICE_CHECK_FORMAT)?;
     let device_token = device_token("deviceToken", &body.device_token)?;
-    let context = RequestContext::named(
-        client_ip,
-        body.user_id.as_deref(),
-        body.device_id.as_deref(),
-    )?;
+    // Checked for form as before, then ignored: nothing vouches for them.
+    let link =
+        LinkRequest::from_body(body.user_id.as_deref(), body.device_id.as_deref(), None)?.ignored();
     let app = state
         .apps
         .resolve(body.app_id.as_deref().or(app_id_header(&headers)))?;
@@ -266,7 +264,7 @@ pub async fn create_device_check(
         app,
         device_token,
         environment: body.environment,
-        context,
+        context: RequestContext::from_ip(client_ip),
     };
     let checked = flows::device_check(&state, "/v1/device-checks", input).await?;
     let bits = checked.answer.bits;
@@ -276,6 +274,7 @@ pub async fn create_device_check(
         environment: body.environment,
         bit0: bits.map(|[bit0, _]| bit0),
         bit1: bits.map(|[_, bit1]| bit1),
+        link: LinkView::from(&link),
         risk: RiskView::from(&checked.verdict),
     }))
 }
