@@ -540,12 +540,10 @@ fn rejects_production_key_whose_receipt_chains_to_an_extra_receipt_root() {
     let production = Device::new(Environment::Production);
     let object = builder(&production).build().object;
     assert_eq!(
-        receipt_error(
-            verifier.verify(
-                &object,
-                &request_for(&production, &app_ids, EnvironmentPolicy::Any)
-            )
-        ),
+        receipt_error(verifier.verify(
+            &object,
+            &request_for(&production, &app_ids, EnvironmentPolicy::Any)
+        )),
         ReceiptError::ChainInvalid(ChainFailure::UnknownIssuer)
     );
     let development = Device::new(Environment::Development);

@@ -63,7 +63,12 @@ async fn a_stranger_naming_alices_ids_gets_a_new_device_and_moves_nothing_of_her
         );
         assert_eq!(theirs["supersedes"], json!([]), "{ids}");
         assert_eq!(theirs["link"]["status"], "unverified", "{ids}");
-        let ignored: Vec<&str> = ids.as_object().unwrap().keys().map(String::as_str).collect();
+        let ignored: Vec<&str> = ids
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         let mut reported: Vec<&str> = theirs["link"]["ignored"]
             .as_array()
             .unwrap()
@@ -165,7 +170,11 @@ async fn ids_named_to_an_app_without_a_link_secret_are_ignored(db: &Db) {
     let third = device();
     let vouched = linked(APP, &third, None, Some("install-1"));
     let answer = server.attest_as(&third, APP, vouched, |b| b).await;
-    assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "link_token_invalid");
+    assert_error(
+        &answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "link_token_invalid",
+    );
     assert_eq!(answer.1["details"]["reason"], "not_configured");
 }
 
@@ -189,8 +198,16 @@ async fn link_tokens_that_do_not_vouch_for_this_key_app_and_time_are_refused(db:
     let token = |edit| sign_link_token(LINK_SECRET, &claims_for(edit));
     let cases = [
         // Alice's own token, made for her key, replayed for another.
-        (token(json!({ "key_id": key_id(&alice) })), json!({}), "wrong_key"),
-        (token(json!({ "aud": OTHER_APP })), json!({}), "wrong_audience"),
+        (
+            token(json!({ "key_id": key_id(&alice) })),
+            json!({}),
+            "wrong_key",
+        ),
+        (
+            token(json!({ "aud": OTHER_APP })),
+            json!({}),
+            "wrong_audience",
+        ),
         (
             token(json!({ "iat": now - 400, "exp": now - 100 })),
             json!({}),
@@ -219,7 +236,11 @@ async fn link_tokens_that_do_not_vouch_for_this_key_app_and_time_are_refused(db:
             json!({}),
             "wrong_algorithm",
         ),
-        (token(json!({})), json!({ "userId": "mallory" }), "user_mismatch"),
+        (
+            token(json!({})),
+            json!({ "userId": "mallory" }),
+            "user_mismatch",
+        ),
     ];
     for (link_token, extra, reason) in cases {
         let challenge = server.challenge(APP).await;
@@ -229,7 +250,11 @@ async fn link_tokens_that_do_not_vouch_for_this_key_app_and_time_are_refused(db:
             with_fields(json!({ "linkToken": link_token }), extra),
         );
         let answer = server.post("/v1/attestations", &body).await;
-        assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "link_token_invalid");
+        assert_error(
+            &answer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "link_token_invalid",
+        );
         assert_eq!(answer.1["details"]["reason"], reason, "{}", answer.1);
         // The challenge was spent, as by any refused attestation.
         let retried = with_fields(body, json!({ "linkToken": Value::Null }));
@@ -309,7 +334,10 @@ async fn a_valid_link_token_links_and_supersedes_on_the_hosted_route_too(db: &Db
         validated["link"],
         json!({ "status": "verified", "userId": "bob", "deviceId": bobs_device })
     );
-    assert_eq!(claims(validated["token"].as_str().unwrap())["sub"], bobs_device);
+    assert_eq!(
+        claims(validated["token"].as_str().unwrap())["sub"],
+        bobs_device
+    );
     assert_error(
         &server.assert_counter(&lost, APP, 1).await,
         StatusCode::FORBIDDEN,

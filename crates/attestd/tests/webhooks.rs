@@ -195,7 +195,10 @@ async fn events_are_signed_retried_and_logged(db: &Db) {
     let attested = server.attest_as(&first, APP, carol(&first), |b| b).await.1;
     let device_id = attested["deviceId"].as_str().unwrap().to_owned();
     assert_eq!(
-        server.attest_as(&second, APP, carol(&second), |b| b).await.0,
+        server
+            .attest_as(&second, APP, carol(&second), |b| b)
+            .await
+            .0,
         StatusCode::CREATED
     );
     // device.high_risk (and device.new): invalid receipt + unexpected category = 65.

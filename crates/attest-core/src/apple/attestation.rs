@@ -308,12 +308,8 @@ impl AttestationVerifier {
     }
 
     fn scoped(roots: Vec<Root>, receipts: ReceiptVerifier) -> Result<Self, AppleError> {
-        let chain = ChainVerifier::new(
-            roots,
-            LeafUsage::RequiredIfPresent(APP_ATTEST_EKU),
-            false,
-        )
-        .map_err(|_| AppleError::InvalidArgument("a root is not a usable DER certificate"))?;
+        let chain = ChainVerifier::new(roots, LeafUsage::RequiredIfPresent(APP_ATTEST_EKU), false)
+            .map_err(|_| AppleError::InvalidArgument("a root is not a usable DER certificate"))?;
         Ok(Self { chain, receipts })
     }
 

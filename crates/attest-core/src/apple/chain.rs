@@ -206,13 +206,7 @@ impl ChainVerifier {
                 cache
                     .iter()
                     .find(|known| known.der.as_slice() == *intermediate)
-                    .map(|known| {
-                        (
-                            known.validity.check(time),
-                            known.der.clone(),
-                            known.scope,
-                        )
-                    })
+                    .map(|known| (known.validity.check(time), known.der.clone(), known.scope))
             });
             if let Some((validity, der, scope)) = known {
                 let der = CertificateDer::from(der);

@@ -316,25 +316,22 @@ pub fn verify_link_token(
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<LinkClaims>(
-        token,
-        &DecodingKey::from_secret(secret),
-        &validation,
-    )
-    .map_err(|error| match error.kind() {
-        ErrorKind::InvalidSignature => LinkTokenRejection::BadSignature,
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-            LinkTokenRejection::WrongAlgorithm
-        }
-        _ => LinkTokenRejection::Malformed,
-    })?
-    .claims;
+    let claims =
+        jsonwebtoken::decode::<LinkClaims>(token, &DecodingKey::from_secret(secret), &validation)
+            .map_err(|error| match error.kind() {
+                ErrorKind::InvalidSignature => LinkTokenRejection::BadSignature,
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    LinkTokenRejection::WrongAlgorithm
+                }
+                _ => LinkTokenRejection::Malformed,
+            })?
+            .claims;
 
     if !claims.aud.names(app_id) {
         return Err(LinkTokenRejection::WrongAudience);
     }
-    let vouched_key = decode_base64("key_id", &claims.key_id)
-        .map_err(|_| LinkTokenRejection::WrongKey)?;
+    let vouched_key =
+        decode_base64("key_id", &claims.key_id).map_err(|_| LinkTokenRejection::WrongKey)?;
     if vouched_key.as_slice() != key_id.as_bytes() {
         return Err(LinkTokenRejection::WrongKey);
     }
@@ -430,7 +427,12 @@ mod tests {
         );
         // URL-safe key ids, audience lists and extra claims are fine.
         let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(KEY.0);
-        assert!(check(&with(json!({ "key_id": key, "aud": ["x", APP], "iss": "b" }))).is_ok());
+        assert!(
+            check(&with(
+                json!({ "key_id": key, "aud": ["x", APP], "iss": "b" })
+            ))
+            .is_ok()
+        );
         // Within the leeway on both sides.
         assert!(check(&with(json!({ "iat": NOW + 20, "exp": NOW + 300 }))).is_ok());
         assert!(check(&with(json!({ "iat": NOW - 320, "exp": NOW - 20 }))).is_ok());
@@ -446,10 +448,19 @@ mod tests {
             (with(json!({ "key_id": other_key })), R::WrongKey),
             (with(json!({ "key_id": "not base64!" })), R::WrongKey),
             (with(json!({ "key_id": null })), R::Malformed),
-            (with(json!({ "iat": NOW - 400, "exp": NOW - 100 })), R::Expired),
-            (with(json!({ "iat": NOW + 60, "exp": NOW + 300 })), R::NotYetValid),
+            (
+                with(json!({ "iat": NOW - 400, "exp": NOW - 100 })),
+                R::Expired,
+            ),
+            (
+                with(json!({ "iat": NOW + 60, "exp": NOW + 300 })),
+                R::NotYetValid,
+            ),
             (with(json!({ "nbf": NOW + 60 })), R::NotYetValid),
-            (with(json!({ "iat": NOW, "exp": NOW + 601 })), R::LifetimeTooLong),
+            (
+                with(json!({ "iat": NOW, "exp": NOW + 601 })),
+                R::LifetimeTooLong,
+            ),
             (with(json!({ "exp": NOW - 10 })), R::LifetimeTooLong),
             (with(json!({ "iat": i64::MIN })), R::LifetimeTooLong),
             (with(json!({ "exp": null })), R::Malformed),
@@ -474,14 +485,20 @@ mod tests {
             &EncodingKey::from_secret(b"another secret of thirty-two bytes!"),
         )
         .unwrap();
-        assert_eq!(check(&foreign).unwrap_err(), LinkTokenRejection::BadSignature);
+        assert_eq!(
+            check(&foreign).unwrap_err(),
+            LinkTokenRejection::BadSignature
+        );
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
             &claims(),
             &EncodingKey::from_secret(SECRET),
         )
         .unwrap();
-        assert_eq!(check(&hs512).unwrap_err(), LinkTokenRejection::WrongAlgorithm);
+        assert_eq!(
+            check(&hs512).unwrap_err(),
+            LinkTokenRejection::WrongAlgorithm
+        );
         // alg "none" with the signature stripped.
         let unsigned = {
             let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -502,7 +519,10 @@ mod tests {
             parts[1] = engine.encode(forged.to_string());
             parts.join(".")
         };
-        assert_eq!(check(&tampered).unwrap_err(), LinkTokenRejection::BadSignature);
+        assert_eq!(
+            check(&tampered).unwrap_err(),
+            LinkTokenRejection::BadSignature
+        );
     }
 
     #[test]

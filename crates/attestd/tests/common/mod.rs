@@ -506,7 +506,12 @@ pub fn sign_link_token(secret: &str, claims: &Value) -> String {
 }
 
 /// The claims of a link token for `device`'s key in `app`, valid for five minutes from now.
-pub fn link_claims(app: &str, device: &Device, user: Option<&str>, device_id: Option<&str>) -> Value {
+pub fn link_claims(
+    app: &str,
+    device: &Device,
+    user: Option<&str>,
+    device_id: Option<&str>,
+) -> Value {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let mut claims = json!({ "aud": app, "key_id": key_id(device), "iat": now, "exp": now + 300 });
     if let Some(user) = user {

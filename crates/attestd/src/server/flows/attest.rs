@@ -127,7 +127,11 @@ async fn verify(
     if !spent {
         return Err(ApiError::ChallengeInvalid);
     }
-    let secret = app.config.link_secret.as_ref().map(|s| s.expose().as_bytes());
+    let secret = app
+        .config
+        .link_secret
+        .as_ref()
+        .map(|s| s.expose().as_bytes());
     let link = link::resolve(&input.link, secret, app.id(), &input.key_id, at)?;
     // A chain and a receipt cost a few milliseconds of CPU: off the async workers.
     let app = Arc::clone(app);
