@@ -27,6 +27,7 @@ on_both_stores!(
     the_fallback_is_opt_in_and_checks_requests_before_apple,
     a_device_check_token_with_an_attestation_is_scored,
     one_device_token_wins_once_across_two_instances,
+    a_device_token_spelt_differently_is_the_same_token,
 );
 
 /// A device token as `DCDevice.generateToken` gives it: base64 with line breaks.
@@ -382,6 +383,11 @@ async fn device_check_is_a_fallback_for_devices_without_app_attest(db: &Db) {
         answer.get("token").is_none(),
         "no JWT for DeviceCheck alone"
     );
+    assert_eq!(
+        answer["link"],
+        json!({ "status": "unverified", "ignored": ["userId"] }),
+        "a device check links nothing; the userId it named is ignored"
+    );
 
     // Each token works once, across requests (and instances: the spend is in the store).
     let replay = server
@@ -680,4 +686,75 @@ async fn one_device_token_wins_once_across_two_instances(db: &Db) {
         1,
         "only the request that spent the token asked Apple"
     );
+}
+
+/// The replay guard remembers the token, not its spelling: the same bytes in the URL-safe
+/// alphabet, without padding or broken by line breaks are `device_token_reused`, and Apple is
+/// sent one canonical (standard, padded) spelling whatever the client wrote.
+async fn a_device_token_spelt_differently_is_the_same_token(db: &Db) {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    let apple = Apple::start().await;
+    let server = Server::start_with(fallback_config(db, &apple)).await;
+    // Bytes whose base64 has `+`, `/` and padding.
+    let bytes = b"\xfb\xff\xbfdevice-check-token-respelt";
+    let standard = STANDARD.encode(bytes);
+    assert!(
+        standard.starts_with("+/+/") && standard.ends_with('='),
+        "{standard}"
+    );
+    let wrapped: String = standard
+        .as_bytes()
+        .chunks(8)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap())
+        .collect::<Vec<_>>()
+        .join("\r\n");
+
+    let (status, answer) = server
+        .post(
+            "/v1/device-checks",
+            &fallback_body(&URL_SAFE_NO_PAD.encode(bytes)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    for spelling in [standard.clone(), URL_SAFE.encode(bytes), wrapped] {
+        let replay = server
+            .post("/v1/device-checks", &fallback_body(&spelling))
+            .await;
+        common::assert_error(&replay, StatusCode::CONFLICT, "device_token_reused");
+    }
+    let other = STANDARD.encode(b"\xfb\xff\xbfanother-device-check-token");
+    let (status, answer) = server
+        .post("/v1/device-checks", &fallback_body(&other))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    // A token spent by an earlier version, which remembered SHA-256 of the text, stays spent.
+    let earlier = STANDARD.encode(b"spent-before-the-upgrade");
+    let digest = {
+        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        context.update(b"attestd devicecheck token v1\0");
+        context.update(earlier.as_bytes());
+        context.finish()
+    };
+    let store = attest_store::AnyStore::connect(&db.url)
+        .await
+        .expect("store");
+    let expires_at = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    let spent = attest_store::Store::spend_challenge(
+        &store,
+        attest_store::SpentChallenge {
+            nonce: digest.as_ref(),
+            expires_at: attest_store::whole_seconds(expires_at),
+        },
+    )
+    .await
+    .expect("spend");
+    assert!(spent);
+    store.close().await;
+    let replay = server
+        .post("/v1/device-checks", &fallback_body(&earlier))
+        .await;
+    common::assert_error(&replay, StatusCode::CONFLICT, "device_token_reused");
+    server.stop().await;
 }

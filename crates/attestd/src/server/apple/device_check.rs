@@ -18,6 +18,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 use utoipa::ToSchema;
@@ -294,7 +295,10 @@ fn token_and_client<'a>(
     Ok((token, client))
 }
 
-/// The token as Apple wants it: no whitespace, base64, bounded. `field` names it in errors.
+/// The token as Apple wants it: no whitespace, bounded, decoded (either base64 alphabet, padded
+/// or not) and re-encoded as standard padded base64, so that one token has one spelling: what
+/// Apple is sent and what the replay guard remembers (`flows::device_check`) do not depend on
+/// how the client spelt it. `field` names it in errors.
 pub fn device_token(field: &'static str, text: &str) -> Result<String, ApiError> {
     let token: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     if token.is_empty() || token.len() > MAX_DEVICE_TOKEN_LEN {
@@ -303,8 +307,8 @@ pub fn device_token(field: &'static str, text: &str) -> Result<String, ApiError>
             format!("{field} must be 1 to {MAX_DEVICE_TOKEN_LEN} characters of base64"),
         ));
     }
-    decode_base64(field, &token)?;
-    Ok(token)
+    let bytes = decode_base64(field, &token)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 /// The optional `deviceCheckToken` of an attestation body, cleaned as [`device_token`] does.
@@ -490,6 +494,10 @@ mod tests {
     fn device_tokens_are_base64_without_whitespace() {
         let token = |text: &str| device_token("deviceToken", text);
         assert_eq!(token("QUJD\nREVG\n").unwrap(), "QUJDREVG");
+        // One spelling per token: URL-safe, unpadded, or broken by whitespace.
+        for spelling in ["+/+/QUI=", "-_-_QUI", "+/+/ QUI", "-_-_\r\nQUI="] {
+            assert_eq!(token(spelling).unwrap(), "+/+/QUI=", "{spelling}");
+        }
         assert!(token("").is_err());
         assert!(token("not base64!").is_err());
         assert!(token(&"A".repeat(MAX_DEVICE_TOKEN_LEN + 4)).is_err());

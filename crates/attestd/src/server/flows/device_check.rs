@@ -19,6 +19,7 @@ use crate::server::apple::device_check::{
 };
 use crate::server::context::RequestContext;
 use crate::server::error::ApiError;
+use crate::server::extract::decode_base64;
 use crate::server::risk::Verdict;
 use crate::server::risk::gather::Subject;
 use crate::server::state::{App, AppState};
@@ -29,15 +30,23 @@ use crate::server::state::{App, AppState};
 pub const DEVICE_TOKEN_MEMORY: Duration = Duration::days(30);
 
 /// Domain separation for the spent-token record: the spent-challenge table holds challenge
-/// nonces too.
-const SPENT_TOKEN_DOMAIN: &[u8] = b"attestd devicecheck token v1\0";
+/// nonces too. `v2`: SHA-256 of the token's **bytes**, so that a re-spelt token (URL-safe
+/// alphabet, no padding, whitespace) is the same token.
+const SPENT_TOKEN_DOMAIN: &[u8] = b"attestd devicecheck token v2\0";
+
+/// Transition: before `v2`, the record was SHA-256 of the token's **text**. Tokens spent then
+/// stay remembered under that digest for [`DEVICE_TOKEN_MEMORY`]; spending it too keeps them
+/// spent (in the spelling clients send, standard base64, which is what `device_token` makes of
+/// every spelling). One more insert per device check, which is rare and calls Apple anyway.
+/// Once every instance has run with `v2` for 30 days, no `v1` record is left and this can go.
+const SPENT_TOKEN_DOMAIN_V1: &[u8] = b"attestd devicecheck token v1\0";
 
 /// What [`device_check`] needs from the request.
 #[derive(Debug)]
 pub struct DeviceCheckInput<'a> {
     /// The app the device runs.
     pub app: &'a Arc<App>,
-    /// The token, whitespace removed and checked to be base64.
+    /// The token as `device_token` cleaned it: standard padded base64, one spelling per token.
     pub device_token: String,
     /// Which DeviceCheck service the token belongs to (development builds get development
     /// tokens).
@@ -107,27 +116,37 @@ pub async fn device_check(
     Ok(DeviceChecked { answer, verdict })
 }
 
-/// Records the token as used; `false` when it already was.
+/// Records the token as used; `false` when it already was (in any spelling, or before `v2` in
+/// the same spelling).
 async fn spend_token(
     state: &AppState,
     device_token: &str,
     at: OffsetDateTime,
 ) -> Result<bool, ApiError> {
-    let digest = token_digest(device_token);
-    let spent = state
-        .store
-        .spend_challenge(SpentChallenge {
-            nonce: &digest,
-            expires_at: attest_store::whole_seconds(at) + DEVICE_TOKEN_MEMORY,
-        })
-        .await?;
-    Ok(spent)
+    let bytes = decode_base64("deviceToken", device_token)?;
+    let expires_at = attest_store::whole_seconds(at) + DEVICE_TOKEN_MEMORY;
+    for digest in [
+        token_digest(SPENT_TOKEN_DOMAIN, &bytes),
+        token_digest(SPENT_TOKEN_DOMAIN_V1, device_token.as_bytes()),
+    ] {
+        let spent = state
+            .store
+            .spend_challenge(SpentChallenge {
+                nonce: &digest,
+                expires_at,
+            })
+            .await?;
+        if !spent {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
-fn token_digest(device_token: &str) -> [u8; 32] {
+fn token_digest(domain: &[u8], token: &[u8]) -> [u8; 32] {
     let mut context = Context::new(&SHA256);
-    context.update(SPENT_TOKEN_DOMAIN);
-    context.update(device_token.as_bytes());
+    context.update(domain);
+    context.update(token);
     let mut digest = [0u8; 32];
     digest.copy_from_slice(context.finish().as_ref());
     digest
@@ -141,11 +160,13 @@ mod tests {
     fn token_digests_are_domain_separated_and_distinct() {
         let plain = {
             let mut context = Context::new(&SHA256);
-            context.update(b"QUJD");
+            context.update(b"ABC");
             context.finish()
         };
-        assert_ne!(token_digest("QUJD").as_slice(), plain.as_ref());
-        assert_ne!(token_digest("QUJD"), token_digest("QUJE"));
-        assert_eq!(token_digest("QUJD"), token_digest("QUJD"));
+        let digest = |token: &[u8]| token_digest(SPENT_TOKEN_DOMAIN, token);
+        assert_ne!(digest(b"ABC").as_slice(), plain.as_ref());
+        assert_ne!(digest(b"ABC"), digest(b"ABD"));
+        assert_eq!(digest(b"ABC"), digest(b"ABC"));
+        assert_ne!(digest(b"ABC"), token_digest(SPENT_TOKEN_DOMAIN_V1, b"ABC"));
     }
 }
