@@ -175,6 +175,15 @@ impl Store for AnyStore {
         dispatch!(self.supersede_device_key(old_key, new_key, now))
     }
 
+    async fn link_device_key(
+        &self,
+        key_id: KeyId,
+        device_id: &str,
+        user_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.link_device_key(key_id, device_id, user_id))
+    }
+
     async fn list_device_keys(
         &self,
         app_id: Option<&str>,

@@ -245,6 +245,22 @@ macro_rules! impl_store_for {
                 $crate::backend::one_row_changed(done.rows_affected())
             }
 
+            async fn link_device_key(
+                &self,
+                key_id: $crate::KeyId,
+                device_id: &str,
+                user_id: Option<&str>,
+            ) -> Result<(), $crate::StoreError> {
+                let done = sqlx::query($crate::sql::LINK_DEVICE_KEY)
+                    .bind(key_id.as_slice())
+                    .bind(device_id)
+                    .bind(user_id)
+                    .execute(&self.writer)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                $crate::backend::one_row_changed(done.rows_affected())
+            }
+
             async fn list_device_keys(
                 &self,
                 app_id: Option<&str>,

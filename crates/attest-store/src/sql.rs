@@ -110,6 +110,11 @@ pub(crate) const SUPERSEDE_DEVICE_KEY: &str = "UPDATE device_keys \
      revocation_reason = CASE WHEN revoked_at IS NULL THEN 'superseded' ELSE revocation_reason END \
      WHERE key_id = $1 AND EXISTS (SELECT 1 FROM device_keys WHERE key_id = $2)";
 
+/// `Store::link_device_key`. Contract point 4: only an active key moves.
+pub(crate) const LINK_DEVICE_KEY: &str = "UPDATE device_keys \
+     SET device_id = $2, user_id = COALESCE($3, user_id) \
+     WHERE key_id = $1 AND revoked_at IS NULL";
+
 /// `Store::settle_lineage`, written once for both backends with the column that orders keys by
 /// storage: `rowid` on SQLite, `seq` on PostgreSQL (migration 0103). Contract point 4: only
 /// active keys are touched, and a successor is the lineage's newest active key. On PostgreSQL a

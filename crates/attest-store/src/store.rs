@@ -171,6 +171,19 @@ pub trait Store: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Moves an **active** key to device `device_id` and, when `user_id` is given, names its
+    /// user (the admin API's link, for a key attested before its backend could vouch for it).
+    /// Nothing else of the key changes. Fails with [`StoreError::NotFound`] if there is no such
+    /// key or it is revoked, superseded or expired (a retired key never moves: its place in a
+    /// chain is final, contract point 4). Call [`settle_lineage`](Store::settle_lineage) for
+    /// the new device afterwards.
+    fn link_device_key(
+        &self,
+        key_id: KeyId,
+        device_id: &str,
+        user_id: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Keys, oldest first (by creation time, then key id), optionally of one App ID.
     /// `limit` is capped at [`MAX_PAGE_SIZE`](crate::MAX_PAGE_SIZE).
     fn list_device_keys(

@@ -16,6 +16,7 @@ on_both_stores!(
     ids_named_to_an_app_without_a_link_secret_are_ignored,
     link_tokens_that_do_not_vouch_for_this_key_app_and_time_are_refused,
     a_valid_link_token_links_and_supersedes_on_the_hosted_route_too,
+    the_admin_api_links_a_key_attested_before_its_user_signed_in,
 );
 
 #[track_caller]
@@ -348,4 +349,108 @@ async fn a_valid_link_token_links_and_supersedes_on_the_hosted_route_too(db: &Db
         StatusCode::OK
     );
     assert_eq!(server.admin_device(&reinstalled).await["userId"], "bob");
+}
+
+/// `POST /admin/v1/devices/{keyId}/link` with the admin token.
+async fn admin_link(
+    server: &Server,
+    key: &[u8; 32],
+    body: &Value,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
+    use base64::Engine;
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
+    let mut request = server
+        .client
+        .post(server.url(&format!("/admin/v1/devices/{id}/link")))
+        .json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    (status, response.json().await.expect("JSON"))
+}
+
+async fn the_admin_api_links_a_key_attested_before_its_user_signed_in(db: &Db) {
+    let server = Server::start_linking(db).await;
+    let admin = Some(common::ADMIN_TOKEN);
+    let old = device();
+    let answer = server
+        .attest_as(&old, APP, linked(APP, &old, Some("carol"), None), |b| b)
+        .await;
+    let her_device = created(&answer)["deviceId"].as_str().unwrap().to_owned();
+    // Re-installed, attested before she signed in: a new device.
+    let reinstalled = device();
+    let answer = server.attest_as(&reinstalled, APP, json!({}), |b| b).await;
+    let fresh = created(&answer);
+    assert_ne!(fresh["deviceId"], her_device);
+    assert_eq!(fresh["link"], json!({ "status": "none" }));
+
+    // Only with the admin token, and only with something to link.
+    let carol = json!({ "userId": "carol" });
+    assert_error(
+        &admin_link(&server, &reinstalled.key_id(), &carol, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    for bad in [
+        json!({}),
+        json!({ "userId": "  " }),
+        json!({ "userId": "a\u{7}b" }),
+        json!({ "user": "carol" }),
+    ] {
+        assert_error(
+            &admin_link(&server, &reinstalled.key_id(), &bad, admin).await,
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        );
+    }
+    assert_error(
+        &admin_link(&server, &[9; 32], &carol, admin).await,
+        StatusCode::NOT_FOUND,
+        "device_not_found",
+    );
+
+    // Her backend (or an operator) links the new key to her: her device, her old key superseded.
+    let (status, view) = admin_link(&server, &reinstalled.key_id(), &carol, admin).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["deviceId"], her_device);
+    assert_eq!(view["userId"], "carol");
+    assert_eq!(view["revokedAt"], Value::Null);
+    assert_eq!(view["supersedes"], json!([key_id(&old)]));
+    assert_error(
+        &server.assert_counter(&old, APP, 1).await,
+        StatusCode::FORBIDDEN,
+        "key_superseded",
+    );
+    let (status, asserted) = server.assert_counter(&reinstalled, APP, 1).await;
+    assert_eq!(status, StatusCode::OK, "{asserted}");
+    assert_eq!(asserted["deviceId"], her_device);
+    // A retired key is never moved.
+    assert_error(
+        &admin_link(
+            &server,
+            &old.key_id(),
+            &json!({ "deviceId": "elsewhere" }),
+            admin,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "key_superseded",
+    );
+    // By device id: the key moves there, keeping its user.
+    let (status, view) = admin_link(
+        &server,
+        &reinstalled.key_id(),
+        &json!({ "deviceId": "install-9" }),
+        admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(
+        (&view["deviceId"], &view["userId"]),
+        (&json!("install-9"), &json!("carol"))
+    );
+    assert_eq!(view["supersedes"], json!([]));
 }

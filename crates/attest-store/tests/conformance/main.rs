@@ -61,6 +61,7 @@ contract_tests!(
     concurrent_advances_with_different_counters_end_at_the_highest,
     revoked_key_cannot_advance,
     superseded_key_is_revoked_and_names_its_successor,
+    only_an_active_key_is_linked_to_another_device_and_user,
     device_keys_list_in_stable_pages,
     decisions_round_trip_newest_first_and_filter,
     signing_keys_round_trip_and_retire,

@@ -857,3 +857,51 @@ pub async fn a_key_context_counts_what_the_separate_queries_count<S: Store>(stor
         None
     );
 }
+
+/// `link_device_key` moves an active key (and names its user) and nothing else; a retired key
+/// never moves.
+pub async fn only_an_active_key_is_linked_to_another_device_and_user<S: Store>(store: S) {
+    for seed in [1, 2] {
+        let mut key = device_key(seed, APP, T0);
+        key.user_id = Some("first-user".into());
+        store.insert_device_key(&key).await.expect("insert");
+    }
+    let before = stored_key(&store, 1).await;
+    store
+        .link_device_key(key_id(1), "device-2", Some("alice"))
+        .await
+        .expect("link");
+    let after = stored_key(&store, 1).await;
+    assert_eq!(after.device_id, "device-2");
+    assert_eq!(after.user_id.as_deref(), Some("alice"));
+    let unchanged = DeviceKey {
+        device_id: before.device_id.clone(),
+        user_id: before.user_id.clone(),
+        ..after.clone()
+    };
+    assert_eq!(unchanged, before, "nothing else changes");
+    // Without a user id, the user stays.
+    store
+        .link_device_key(key_id(1), "device-3", None)
+        .await
+        .expect("link");
+    let moved = stored_key(&store, 1).await;
+    assert_eq!(
+        (moved.device_id.as_str(), moved.user_id.as_deref()),
+        ("device-3", Some("alice"))
+    );
+    // A revoked key, or no key, never moves.
+    store
+        .revoke_device_key(key_id(2), T0 + Duration::seconds(1))
+        .await
+        .expect("revoke");
+    assert!(matches!(
+        store.link_device_key(key_id(2), "device-3", None).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(stored_key(&store, 2).await.device_id, "device-2");
+    assert!(matches!(
+        store.link_device_key(key_id(9), "device-3", None).await,
+        Err(StoreError::NotFound)
+    ));
+}

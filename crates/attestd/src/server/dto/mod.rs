@@ -298,7 +298,7 @@ pub struct DeviceView {
     pub revocation_reason: Option<String>,
     /// Apple's fraud risk metric, when known.
     pub receipt_risk_metric: Option<i64>,
-    /// The user id named at attestation.
+    /// The user id a link token (or the admin API) vouched for; never one a client merely named.
     pub user_id: Option<String>,
     /// Assertions with a counter below the stored one.
     pub counter_regressions: u64,
@@ -338,6 +338,31 @@ impl From<&DeviceKey> for DeviceView {
             metadata: device.metadata.clone(),
         }
     }
+}
+
+/// `POST /admin/v1/devices/{keyId}/link`: at least one of the two.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkKeyBody {
+    /// The user the key belongs to. Alone, the key joins the device of the user's newest other
+    /// active key in its environment (or keeps its device if there is none).
+    #[schema(max_length = 128)]
+    pub user_id: Option<String>,
+    /// The device the key belongs to (a `deviceId` attestd returned, or the app's own id).
+    #[schema(max_length = 128)]
+    pub device_id: Option<String>,
+}
+
+/// `200` answer of `POST /admin/v1/devices/{keyId}/link`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkedKeyView {
+    /// The key as stored now: on its new device, and itself superseded if that device had a
+    /// key stored after it (the key stored last wins).
+    #[serde(flatten)]
+    pub key: DeviceView,
+    /// The keys it superseded (standard base64).
+    pub supersedes: Vec<String>,
 }
 
 /// `GET /admin/v1/devices`.

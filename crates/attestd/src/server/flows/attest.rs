@@ -11,7 +11,8 @@ use attest_core::apple::attestation::{
     AttestationRequest, ReceiptCheck, ReceiptPolicy, VerifiedAttestation, hash_challenge,
 };
 use attest_store::{
-    DecisionKind, DeviceKey, RevocationReason, SpentChallenge, Store, StoreError, whole_seconds,
+    DecisionKind, DeviceKey, KeyFilter, MAX_PAGE_SIZE, RevocationReason, SpentChallenge, Store,
+    StoreError, whole_seconds,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -291,6 +292,133 @@ fn key_metadata(verified: &VerifiedAttestation) -> serde_json::Value {
         (metadata::RECEIPT_REASON): reason,
         (metadata::RECEIPT_CREATED_AT): created_at,
     })
+}
+
+/// What [`link_key`] needs: the admin API's link of an attested key.
+#[derive(Debug)]
+pub struct LinkKeyInput {
+    /// The key to link.
+    pub key_id: KeyId,
+    /// The user it belongs to (kept as it is when `None`).
+    pub user_id: Option<String>,
+    /// The device it belongs to. Without one, the device of the user's newest other active key
+    /// in the key's environment, or the key's own device.
+    pub device_id: Option<String>,
+}
+
+/// A key [`link_key`] linked.
+#[derive(Debug)]
+pub struct KeyLinked {
+    /// The key as stored now (superseded itself if its new device had a newer key).
+    pub device: DeviceKey,
+    /// The keys it superseded.
+    pub superseded: Vec<[u8; 32]>,
+}
+
+/// Links an attested, active key to a user and/or device on the operator's word (the admin
+/// API): for a key attested before the app's backend could vouch for it (a re-installed app
+/// whose user signed in afterwards). The key joins the device and its lineage settles as after
+/// an attestation: the key stored last wins, and `key.superseded` is emitted per link.
+pub async fn link_key(state: &Arc<AppState>, input: LinkKeyInput) -> Result<KeyLinked, ApiError> {
+    let at = now();
+    let key = state
+        .store
+        .device_key(input.key_id.0)
+        .await?
+        .ok_or(ApiError::DeviceNotFound)?;
+    retired(&key)?;
+    let app = state
+        .apps
+        .get(&key.app_id)
+        .ok_or_else(|| ApiError::UnknownApp(key.app_id.clone()))?;
+    let device_id = match (&input.device_id, &input.user_id) {
+        (Some(device_id), _) => device_id.clone(),
+        (None, Some(user_id)) => {
+            let active = state
+                .store
+                .find_device_keys(
+                    &KeyFilter {
+                        app_id: Some(key.app_id.clone()),
+                        user_id: Some(user_id.clone()),
+                        environment: Some(key.environment),
+                        active_only: true,
+                        ..KeyFilter::default()
+                    },
+                    MAX_PAGE_SIZE,
+                )
+                .await?;
+            // Oldest first: the last other one is the user's newest.
+            active
+                .iter()
+                .rev()
+                .find(|other| other.key_id != key.key_id)
+                .map_or_else(|| key.device_id.clone(), |other| other.device_id.clone())
+        }
+        (None, None) => {
+            return Err(ApiError::field(
+                "userId",
+                "name a userId, a deviceId or both",
+            ));
+        }
+    };
+    match state
+        .store
+        .link_device_key(key.key_id, &device_id, input.user_id.as_deref())
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => {
+            // Revoked (or superseded) between the read and the update.
+            let now_stored = state.store.device_key(key.key_id).await?;
+            return Err(now_stored.map_or(ApiError::DeviceNotFound, |stored| {
+                retired(&stored).err().unwrap_or(ApiError::DeviceNotFound)
+            }));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let device_keys = state
+        .store
+        .find_device_keys(
+            &KeyFilter {
+                app_id: Some(key.app_id.clone()),
+                device_id: Some(device_id.clone()),
+                ..KeyFilter::default()
+            },
+            MAX_PAGE_SIZE,
+        )
+        .await?;
+    let linked = device_keys
+        .iter()
+        .find(|stored| stored.key_id == key.key_id)
+        .cloned()
+        .ok_or(ApiError::Internal)?;
+    let lineage = Lineage {
+        device_id,
+        device_keys,
+    };
+    let superseded = supersede(state, app, &linked, &lineage, at).await;
+    tracing::info!(
+        key_id = %hex::encode(key.key_id),
+        device = %linked.device_id,
+        superseded = superseded.len(),
+        "device key linked by the admin API"
+    );
+    let device = state
+        .store
+        .device_key(key.key_id)
+        .await?
+        .ok_or(ApiError::DeviceNotFound)?;
+    Ok(KeyLinked { device, superseded })
+}
+
+/// The refusal for a key no longer active, as its assertions get it.
+fn retired(key: &DeviceKey) -> Result<(), ApiError> {
+    match (key.revoked_at, key.revocation_reason) {
+        (None, _) => Ok(()),
+        (Some(_), Some(RevocationReason::Superseded)) => Err(ApiError::KeySuperseded),
+        (Some(_), Some(RevocationReason::Expired)) => Err(ApiError::KeyExpired),
+        (Some(_), _) => Err(ApiError::KeyRevoked),
+    }
 }
 
 /// Settles the lineage of `device` on one active key (the one stored last: `device`, unless a

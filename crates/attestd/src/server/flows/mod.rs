@@ -24,7 +24,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
 pub use assert::{AssertInput, Asserted, assert};
-pub use attest::{AttestInput, attest};
+pub use attest::{AttestInput, LinkKeyInput, attest, link_key};
 pub use device_check::{DeviceCheckInput, device_check};
 
 use super::challenge::{self, ChallengePurpose, OpenedChallenge};

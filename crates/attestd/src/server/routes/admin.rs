@@ -219,3 +219,46 @@ pub async fn rotate_signing_key(
     tracing::info!(kid = %rotated.kid, "JWT signing key rotated");
     Ok(Json(rotated))
 }
+
+/// Links a key to a user and/or device on the operator's (or backend's) word, for a key
+/// attested before its backend could vouch with a link token (see docs/api.md, "Linking"). The
+/// key joins the device, whose lineage settles as after an attestation: the key stored last
+/// stays active, the others of its environment are superseded (`key.superseded` webhooks).
+#[utoipa::path(
+    post,
+    path = "/admin/v1/devices/{keyId}/link",
+    tag = "admin",
+    params(("keyId" = String, Path, description = "Key id, base64url or percent-encoded base64")),
+    request_body = crate::server::dto::LinkKeyBody,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The linked key and the keys it superseded", body = crate::server::dto::LinkedKeyView),
+        (status = 400, description = "malformed_request (neither userId nor deviceId, bad id)", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "key_revoked, key_superseded, key_expired: a retired key is never moved", body = ErrorBody),
+        (status = 404, description = "device_not_found, unknown_app (the key's app is no longer configured), or not_found when the admin API is disabled", body = ErrorBody),
+    )
+)]
+pub async fn link_device(
+    State(state): State<Arc<AppState>>,
+    Path(key_id): Path<String>,
+    crate::server::extract::ApiJson(body): crate::server::extract::ApiJson<
+        crate::server::dto::LinkKeyBody,
+    >,
+) -> Result<Json<crate::server::dto::LinkedKeyView>, ApiError> {
+    use crate::server::context::client_id;
+    let input = crate::server::flows::LinkKeyInput {
+        key_id: decode_key_id("keyId", &key_id)?,
+        user_id: client_id("userId", body.user_id.as_deref())?,
+        device_id: client_id("deviceId", body.device_id.as_deref())?,
+    };
+    let linked = crate::server::flows::link_key(&state, input).await?;
+    Ok(Json(crate::server::dto::LinkedKeyView {
+        key: DeviceView::from(&linked.device),
+        supersedes: linked
+            .superseded
+            .iter()
+            .map(crate::server::extract::encode_key_id)
+            .collect(),
+    }))
+}

@@ -34,6 +34,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/admin/v1/devices/{keyId}/revoke",
             post(admin::revoke_device),
         )
+        .route("/admin/v1/devices/{keyId}/link", post(admin::link_device))
         .route(
             "/admin/v1/signing-keys/rotate",
             post(admin::rotate_signing_key),
