@@ -597,6 +597,51 @@ mod tests {
     }
 
     #[test]
+    fn link_secrets_come_from_the_file_or_a_flag_are_redacted_and_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attestd.toml");
+        let long = "s".repeat(32);
+        std::fs::write(
+            &path,
+            format!(
+                "[[apps]]\nid = \"TEAM.com.example\"\nlink_secret = \"{long}\"\n\
+                 [[apps]]\nid = \"TEAM.com.other\"\n"
+            ),
+        )
+        .unwrap();
+        let args = |flags: Vec<&str>| ServeArgs {
+            config: Some(path.clone()),
+            database_url: Some("sqlite::memory:".parse().unwrap()),
+            app_link_secrets: flags.into_iter().map(|f| f.parse().unwrap()).collect(),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(&args(vec![])).unwrap();
+        assert_eq!(config.apps[0].link_secret, Some(Secret::new(long.clone())));
+        assert_eq!(config.apps[1].link_secret, None);
+        assert!(!format!("{config:?}").contains(&long));
+
+        let flag = format!("TEAM.com.other={}", "f".repeat(40));
+        let config = Config::load(&args(vec![flag.as_str()])).unwrap();
+        assert_eq!(
+            config.apps[1].link_secret,
+            Some(Secret::new("f".repeat(40)))
+        );
+        assert!(!format!("{args:?}", args = args(vec![flag.as_str()])).contains("ffff"));
+
+        let short = "TEAM.com.other=only-31-bytes-0123456789abcdefg";
+        assert!(matches!(
+            Config::load(&args(vec![short])),
+            Err(ConfigError::App(message)) if message.contains("at least 32 bytes")
+        ));
+        assert!(matches!(
+            Config::load(&args(vec![
+                "TEAM.com.unknown=0123456789abcdef0123456789abcdef"
+            ])),
+            Err(ConfigError::App(_))
+        ));
+    }
+
+    #[test]
     fn unknown_file_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("attestd.toml");
