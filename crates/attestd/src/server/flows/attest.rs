@@ -50,7 +50,8 @@ pub struct AttestInput<'a> {
     pub context: RequestContext,
     /// The user and device ids the body named, and the link token vouching for them.
     pub link: LinkRequest,
-    /// A DeviceCheck token from the same device (whitespace removed), to ask Apple about.
+    /// A DeviceCheck token from the same device (as `device_token` cleans it: standard padded
+    /// base64), to ask Apple about.
     pub device_check_token: Option<String>,
 }
 
