@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions as _, Connection as _};
 
 use crate::backend_ext::OwnedCommit;
 use crate::sealing::Sealer;
@@ -112,10 +113,21 @@ impl SqliteStore {
         if exclusive {
             connect = connect.vfs(EXCLUSIVE_VFS);
         }
+        // Opened once outside a pool first: SQLite's busy handler waits up to the busy timeout
+        // for a lock another process holds, and its answer (SQLITE_BUSY: in use) says what is
+        // wrong, where a pool's acquire timeout, as long, would only say it timed out.
+        let writing = connect.clone().journal_mode(SqliteJournalMode::Wal);
+        writing
+            .connect()
+            .await
+            .map_err(|error| open_error(&path, error))?
+            .close()
+            .await
+            .map_err(|error| open_error(&path, error))?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect.clone().journal_mode(SqliteJournalMode::Wal))
+            .connect_with(writing)
             .await
             .map_err(|error| open_error(&path, error))?;
         migrate(&writer).await?;

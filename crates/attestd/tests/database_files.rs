@@ -253,7 +253,13 @@ fn serve_refuses_database_and_secret_files_others_may_read() {
         server.log()
     );
     drop(server);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    // The -wal created meanwhile took the database's mode: chmod 600 them all, as told.
+    for suffix in ["", "-wal", "-shm"] {
+        let file = companion(&path, suffix);
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+    }
 
     // The quick-start CA files and a key-encryption key file: the same rule.
     let ca = dir.path().join("attestd-dev/attestation-ca.pem");
@@ -365,4 +371,22 @@ fn startup_names_an_unwritable_wal_or_shm() {
     }
     let server = Serve::start(dir.path(), &["--database-url", &url], &[]).expect("start");
     assert!(server.simulate(dir.path()));
+}
+
+/// Exclusive locking (the default): a second `attestd serve` on the same file is refused with a
+/// clear message, instead of two processes sharing one SQLite writer.
+#[test]
+fn a_second_server_on_the_same_sqlite_file_is_refused() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = dir.path().join("attestd.db").display().to_string();
+    let first = Serve::start(dir.path(), &["--database-url", &url], &[]).expect("start");
+    let (status, log) = Serve::start(dir.path(), &["--database-url", &url], &[])
+        .err()
+        .expect("a second process is refused");
+    assert!(!status.success());
+    assert!(
+        log.contains(&url) && log.contains("in use by another process"),
+        "{log}"
+    );
+    assert!(first.simulate(dir.path()), "the first one serves on");
 }
