@@ -207,7 +207,7 @@ impl Sealer {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
-            .map_err(|_| StoreError::Invalid("the system random generator failed".to_owned()))?;
+            .map_err(|_| StoreError::Unavailable("the system random generator failed".into()))?;
         let mut sealed = Vec::with_capacity(
             SEALED_PREFIX.len() + KEY_ID_LEN + NONCE_LEN + secret.len() + TAG_LEN,
         );

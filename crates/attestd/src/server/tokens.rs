@@ -224,7 +224,9 @@ fn live_keys(stored: &[SigningKey]) -> Vec<&SigningKey> {
 }
 
 /// Retires the keys whose tokens have all expired at `now`, deletes the keys retired longer
-/// than [`RETIRED_KEY_RETENTION`] ago, and returns the keyring of what is left.
+/// than [`RETIRED_KEY_RETENTION`] ago, and returns the keyring of what is left. Retiring and
+/// deleting are best effort: a database that refuses writes leaves the keys published a while
+/// longer, which is harmless, and must not stop this node picking up a rotation.
 async fn settle(
     store: &AnyStore,
     longest_ttl: Duration,
@@ -233,11 +235,18 @@ async fn settle(
     let now = whole_seconds(now);
     let mut stored = store.signing_keys().await?;
     let due = due_for_retirement(&stored, longest_ttl, now);
-    for kid in &due {
-        store.retire_signing_key(kid, now).await?;
+    let mut retired = Vec::with_capacity(due.len());
+    for kid in due {
+        match store.retire_signing_key(&kid, now).await {
+            Ok(()) => retired.push(kid),
+            Err(error) => tracing::warn!(%error, kid, "could not retire a signing key"),
+        }
     }
-    if !due.is_empty() {
-        tracing::info!(retired = ?due, "signing keys retired: every token they signed has expired");
+    if !retired.is_empty() {
+        tracing::info!(
+            ?retired,
+            "signing keys retired: every token they signed has expired"
+        );
         stored = store.signing_keys().await?;
     }
     let forget_before = now - RETIRED_KEY_RETENTION;
@@ -245,11 +254,13 @@ async fn settle(
         .iter()
         .any(|key| key.retired_at.is_some_and(|at| at < forget_before))
     {
-        let deleted = store.delete_retired_signing_keys(forget_before).await?;
-        tracing::info!(
-            deleted,
-            "retired signing keys deleted with their private keys"
-        );
+        match store.delete_retired_signing_keys(forget_before).await {
+            Ok(deleted) => tracing::info!(
+                deleted,
+                "retired signing keys deleted with their private keys"
+            ),
+            Err(error) => tracing::warn!(%error, "could not delete retired signing keys"),
+        }
     }
     keyring_of(&stored)
 }
