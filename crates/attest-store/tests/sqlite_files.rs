@@ -347,5 +347,9 @@ fn chattr(flag: &str, path: &Path) {
         .arg(path)
         .status()
         .expect("chattr (e2fsprogs)");
-    assert!(status.success(), "chattr {flag} {}", path.display());
+    assert!(
+        status.success(),
+        "chattr {flag} {}: root needs CAP_LINUX_IMMUTABLE (docker run --cap-add LINUX_IMMUTABLE)",
+        path.display()
+    );
 }

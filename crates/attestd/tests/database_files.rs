@@ -160,7 +160,7 @@ fn chattr(flag: &str, path: &Path) {
         .expect("chattr (e2fsprogs)");
     assert!(
         status.success(),
-        "chattr {flag} {}: needs CAP_LINUX_IMMUTABLE (run the tests as root)",
+        "chattr {flag} {}: needs CAP_LINUX_IMMUTABLE (root; in a container, --cap-add LINUX_IMMUTABLE)",
         path.display()
     );
 }
