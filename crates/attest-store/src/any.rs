@@ -7,9 +7,9 @@ use time::OffsetDateTime;
 use crate::{
     AssertionCommit, AssertionCommitted, ContextQuery, CounterAdvance, CounterAnomaly, Decision,
     DecisionFilter, DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceKey, Environment,
-    FailureCount, FailureScope, KeyContext, KeyFilter, KeyId, LoggedDecision, NewWebhookDelivery,
-    PostgresStore, SigningKey, SpentChallenge, SqliteStore, Store, StoreError, SummaryFilter,
-    WebhookDelivery,
+    FailureCount, FailureScope, KeyContext, KeyEncryptionKey, KeyFilter, KeyId, LoggedDecision,
+    NewWebhookDelivery, PostgresStore, ReadableFile, SigningKey, SpentChallenge, SqliteStore,
+    Store, StoreError, SummaryFilter, WebhookDelivery,
 };
 
 /// Connection settings shared by both backends.
@@ -23,6 +23,16 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// SQLite only: how long a writer waits for the database lock.
     pub busy_timeout: Duration,
+    /// SQLite only: open database files that users other than the owner may access (group or
+    /// other permission bits set) instead of refusing them; the caller should warn about
+    /// [`AnyStore::readable_files`]. Default `false`: the file holds the signing keys.
+    pub allow_readable_files: bool,
+    /// SQLite only: whether other processes may open the database while this store has it.
+    pub sqlite_locking: SqliteLocking,
+    /// Seals the signing keys and server secrets at rest (see [`KeyEncryptionKey`]). With a
+    /// key, plaintext secrets already stored are sealed in place when the store connects;
+    /// without one, a store whose secrets are sealed refuses to connect.
+    pub key_encryption_key: Option<KeyEncryptionKey>,
 }
 
 impl Default for StoreOptions {
@@ -31,8 +41,24 @@ impl Default for StoreOptions {
             max_connections: None,
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
+            allow_readable_files: false,
+            sqlite_locking: SqliteLocking::default(),
+            key_encryption_key: None,
         }
     }
+}
+
+/// How a SQLite database file is shared with other processes (see [`SqliteStore`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SqliteLocking {
+    /// One process at a time: the store locks the file and keeps SQLite's WAL index in its own
+    /// memory, so no `-shm` file is mapped (nothing can `SIGBUS` the process).
+    #[default]
+    Exclusive,
+    /// SQLite's default: other processes (`sqlite3`, an online `.backup`) may open the file
+    /// while the store runs; the WAL index is a memory-mapped `-shm` file, and a `-shm` that
+    /// stops being writable under the running process kills it with `SIGBUS`.
+    Shared,
 }
 
 /// SQLite or PostgreSQL, as the database URL says. The server holds one `Arc<AnyStore>`.
@@ -50,9 +76,10 @@ impl AnyStore {
         Self::connect_with(url, &StoreOptions::default()).await
     }
 
-    /// Picks the backend from the URL scheme, connects and applies that backend's migrations.
+    /// Picks the backend from the URL scheme (a bare path is a SQLite file), connects and
+    /// applies that backend's migrations.
     pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
-        if url.starts_with("sqlite:") {
+        if url.starts_with("sqlite:") || crate::sqlite_files::is_bare_path(url) {
             SqliteStore::connect(url, options).await.map(Self::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             PostgresStore::connect(url, options)
@@ -72,6 +99,15 @@ impl AnyStore {
         match self {
             Self::Sqlite(_) => "sqlite",
             Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// SQLite database files that other users may access, opened because
+    /// [`StoreOptions::allow_readable_files`] allowed it; empty for PostgreSQL.
+    pub fn readable_files(&self) -> &[ReadableFile] {
+        match self {
+            Self::Sqlite(store) => store.readable_files(),
+            Self::Postgres(_) => &[],
         }
     }
 
@@ -300,5 +336,13 @@ impl Store for AnyStore {
 
     async fn retire_signing_key(&self, kid: &str, at: OffsetDateTime) -> Result<(), StoreError> {
         dispatch!(self.retire_signing_key(kid, at))
+    }
+
+    async fn probe_write(&self, now: OffsetDateTime) -> Result<(), StoreError> {
+        dispatch!(self.probe_write(now))
+    }
+
+    async fn delete_retired_signing_keys(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        dispatch!(self.delete_retired_signing_keys(before))
     }
 }

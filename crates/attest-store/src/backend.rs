@@ -49,24 +49,27 @@ macro_rules! impl_store_for {
                 candidate: &[u8],
                 now: time::OffsetDateTime,
             ) -> Result<Vec<u8>, $crate::StoreError> {
+                $crate::text::check(&[("name", Some(name))])?;
                 if candidate.len() < 32 {
                     return Err($crate::StoreError::Invalid(format!(
                         "a server secret of {} bytes (at least 32)",
                         candidate.len()
                     )));
                 }
+                let secret = $crate::sealing::SecretName::ServerSecret(name);
                 sqlx::query($crate::sql::INSERT_SERVER_SECRET)
                     .bind(name)
-                    .bind(candidate)
+                    .bind(self.secrets.seal(secret, candidate)?)
                     .bind($crate::rows::unix(now))
                     .execute(&self.writer)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
-                sqlx::query_scalar::<_, Vec<u8>>($crate::sql::SERVER_SECRET)
+                let stored = sqlx::query_scalar::<_, Vec<u8>>($crate::sql::SERVER_SECRET)
                     .bind(name)
                     .fetch_one(&self.writer)
                     .await
-                    .map_err($crate::StoreError::from_sqlx)
+                    .map_err($crate::StoreError::from_sqlx)?;
+                self.secrets.open(secret, &stored)
             }
 
             async fn commit_assertion(
@@ -80,6 +83,7 @@ macro_rules! impl_store_for {
                 &self,
                 key: &$crate::DeviceKey,
             ) -> Result<(), $crate::StoreError> {
+                $crate::text::BoundText::check_text(key)?;
                 let metadata = serde_json::to_string(&key.metadata).map_err(|error| {
                     $crate::StoreError::Invalid(format!("device key metadata: {error}"))
                 })?;
@@ -143,6 +147,7 @@ macro_rules! impl_store_for {
                 key_id: $crate::KeyId,
                 query: &$crate::ContextQuery,
             ) -> Result<Option<$crate::KeyContext>, $crate::StoreError> {
+                $crate::text::check(&[("client_ip", query.client_ip.as_deref())])?;
                 sqlx::query_as::<_, $crate::rows::KeyContextRow>(Self::KEY_CONTEXT)
                     .bind(key_id.as_slice())
                     .bind($crate::rows::unix(query.failures_since))
@@ -206,6 +211,7 @@ macro_rules! impl_store_for {
                 environment: $crate::Environment,
                 now: time::OffsetDateTime,
             ) -> Result<Vec<($crate::KeyId, $crate::KeyId)>, $crate::StoreError> {
+                $crate::text::check(&[("app_id", Some(app_id)), ("device_id", Some(device_id))])?;
                 let rows = sqlx::query_as::<_, (Vec<u8>, Option<Vec<u8>>)>(Self::SETTLE_LINEAGE)
                     .bind(app_id)
                     .bind(device_id)
@@ -267,6 +273,7 @@ macro_rules! impl_store_for {
                 limit: u32,
                 offset: u64,
             ) -> Result<Vec<$crate::DeviceKey>, $crate::StoreError> {
+                $crate::text::check(&[("app_id", app_id)])?;
                 let rows =
                     sqlx::query_as::<_, $crate::rows::DeviceKeyRow>($crate::sql::LIST_DEVICE_KEYS)
                         .bind(app_id)
@@ -283,6 +290,7 @@ macro_rules! impl_store_for {
                 filter: &$crate::KeyFilter,
                 limit: u32,
             ) -> Result<Vec<$crate::DeviceKey>, $crate::StoreError> {
+                $crate::text::BoundText::check_text(filter)?;
                 self.find_device_keys_impl(filter, limit).await
             }
 
@@ -290,6 +298,7 @@ macro_rules! impl_store_for {
                 &self,
                 filter: &$crate::KeyFilter,
             ) -> Result<u64, $crate::StoreError> {
+                $crate::text::BoundText::check_text(filter)?;
                 self.count_device_keys_impl(filter).await
             }
 
@@ -322,6 +331,7 @@ macro_rules! impl_store_for {
                 &self,
                 decision: &$crate::Decision,
             ) -> Result<i64, $crate::StoreError> {
+                $crate::text::BoundText::check_text(decision)?;
                 self.record_decision_impl(decision).await
             }
 
@@ -361,6 +371,7 @@ macro_rules! impl_store_for {
                 filter: &$crate::DecisionFilter,
                 limit: u32,
             ) -> Result<Vec<$crate::LoggedDecision>, $crate::StoreError> {
+                $crate::text::BoundText::check_text(filter)?;
                 self.list_decisions_impl(filter, limit).await
             }
 
@@ -369,6 +380,7 @@ macro_rules! impl_store_for {
                 scope: &$crate::FailureScope,
                 since: time::OffsetDateTime,
             ) -> Result<Vec<$crate::FailureCount>, $crate::StoreError> {
+                $crate::text::BoundText::check_text(scope)?;
                 self.failure_counts_impl(scope, since).await
             }
 
@@ -376,6 +388,7 @@ macro_rules! impl_store_for {
                 &self,
                 filter: &$crate::SummaryFilter,
             ) -> Result<$crate::DecisionSummary, $crate::StoreError> {
+                $crate::text::BoundText::check_text(filter)?;
                 self.decision_summary_impl(filter).await
             }
 
@@ -383,6 +396,7 @@ macro_rules! impl_store_for {
                 &self,
                 delivery: &$crate::NewWebhookDelivery,
             ) -> Result<i64, $crate::StoreError> {
+                $crate::text::BoundText::check_text(delivery)?;
                 self.enqueue_webhook_impl(delivery).await
             }
 
@@ -400,6 +414,7 @@ macro_rules! impl_store_for {
                 id: i64,
                 attempt: &$crate::DeliveryAttempt,
             ) -> Result<(), $crate::StoreError> {
+                $crate::text::BoundText::check_text(attempt)?;
                 self.record_webhook_attempt_impl(id, attempt).await
             }
 
@@ -408,6 +423,7 @@ macro_rules! impl_store_for {
                 filter: &$crate::DeliveryFilter,
                 limit: u32,
             ) -> Result<Vec<$crate::WebhookDelivery>, $crate::StoreError> {
+                $crate::text::BoundText::check_text(filter)?;
                 self.list_webhook_deliveries_impl(filter, limit).await
             }
 
@@ -415,10 +431,15 @@ macro_rules! impl_store_for {
                 &self,
                 key: &$crate::SigningKey,
             ) -> Result<(), $crate::StoreError> {
+                $crate::text::BoundText::check_text(key)?;
+                let sealed = self.secrets.seal(
+                    $crate::sealing::SecretName::SigningKey(&key.kid),
+                    &key.private_pkcs8,
+                )?;
                 sqlx::query($crate::sql::INSERT_SIGNING_KEY)
                     .bind(key.kid.as_str())
                     .bind(key.algorithm.as_str())
-                    .bind(key.private_pkcs8.as_slice())
+                    .bind(sealed)
                     .bind($crate::rows::unix(key.created_at))
                     .bind(key.retired_at.map($crate::rows::unix))
                     .execute(&self.writer)
@@ -433,7 +454,14 @@ macro_rules! impl_store_for {
                         .fetch_all(&self.pool)
                         .await
                         .map_err($crate::StoreError::from_sqlx)?;
-                $crate::rows::convert_all(rows)
+                let mut keys: Vec<$crate::SigningKey> = $crate::rows::convert_all(rows)?;
+                for key in &mut keys {
+                    key.private_pkcs8 = self.secrets.open(
+                        $crate::sealing::SecretName::SigningKey(&key.kid),
+                        &key.private_pkcs8,
+                    )?;
+                }
+                Ok(keys)
             }
 
             async fn retire_signing_key(
@@ -441,6 +469,7 @@ macro_rules! impl_store_for {
                 kid: &str,
                 at: time::OffsetDateTime,
             ) -> Result<(), $crate::StoreError> {
+                $crate::text::check(&[("kid", Some(kid))])?;
                 let done = sqlx::query($crate::sql::RETIRE_SIGNING_KEY)
                     .bind(kid)
                     .bind($crate::rows::unix(at))
@@ -448,6 +477,25 @@ macro_rules! impl_store_for {
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
                 $crate::backend::one_row_changed(done.rows_affected())
+            }
+
+            async fn probe_write(
+                &self,
+                now: time::OffsetDateTime,
+            ) -> Result<(), $crate::StoreError> {
+                self.probe_write_impl($crate::rows::unix(now)).await
+            }
+
+            async fn delete_retired_signing_keys(
+                &self,
+                before: time::OffsetDateTime,
+            ) -> Result<u64, $crate::StoreError> {
+                let done = sqlx::query($crate::sql::DELETE_RETIRED_SIGNING_KEYS)
+                    .bind($crate::rows::unix(before))
+                    .execute(&self.writer)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)?;
+                Ok(done.rows_affected())
             }
         }
     };

@@ -57,6 +57,7 @@ pub(crate) struct OwnedCommit {
 impl OwnedCommit {
     pub(crate) fn new(commit: crate::AssertionCommit<'_>) -> Result<Self, crate::StoreError> {
         crate::backend::check_nonce(commit.challenge.nonce)?;
+        crate::text::BoundText::check_text(commit.decision)?;
         Ok(Self {
             nonce: commit.challenge.nonce.to_vec(),
             expires_at: crate::rows::unix(commit.challenge.expires_at),

@@ -1,6 +1,9 @@
 //! The store's own error type: callers never see sqlx.
 
 use std::error::Error as StdError;
+use std::path::PathBuf;
+
+use crate::SealError;
 
 /// A boxed error from the database driver, kept as the `source` of [`StoreError`] so that logs
 /// can print the whole chain while the signature names no driver type.
@@ -39,6 +42,34 @@ pub enum StoreError {
     /// Applying the embedded migrations failed.
     #[error("database migration failed: {0}")]
     Migration(#[source] BackendError),
+    /// A SQLite database file (or its directory) cannot be used: which one, and why.
+    #[error("SQLite database {}: {reason}", path.display())]
+    File {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why it cannot be used (missing directory, permission denied, not a database...).
+        reason: String,
+    },
+    /// A SQLite database file that users other than its owner may read or change, refused
+    /// because it holds secrets (see [`StoreOptions::allow_readable_files`]).
+    ///
+    /// [`StoreOptions::allow_readable_files`]: crate::StoreOptions::allow_readable_files
+    #[error(
+        "{} is accessible to other users (mode {mode:04o}) and holds the signing keys: \
+         chmod 600 it (and its -wal and -shm files), or allow it explicitly \
+         (danger_allow_readable_secrets)",
+        path.display()
+    )]
+    ReadableFile {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A secret stored sealed cannot be opened: no key-encryption key, the wrong one, or an
+    /// altered row. Never answered by using another key.
+    #[error(transparent)]
+    Sealing(SealError),
 }
 
 // Conversions from sqlx are crate-private functions, not `From` impls, so that no sqlx type
@@ -48,6 +79,14 @@ impl StoreError {
     pub(crate) fn from_sqlx(error: sqlx::Error) -> Self {
         use sqlx::error::ErrorKind;
         match error {
+            // PostgreSQL refuses a NUL character in text (SQLSTATE 22021,
+            // character_not_in_repertoire) and text it cannot convert (22P05): the value is
+            // the problem, not the database.
+            sqlx::Error::Database(database)
+                if matches!(database.code().as_deref(), Some("22021" | "22P05")) =>
+            {
+                Self::Invalid(database.message().to_owned())
+            }
             sqlx::Error::Database(database) => match database.kind() {
                 ErrorKind::UniqueViolation => Self::Conflict,
                 ErrorKind::CheckViolation

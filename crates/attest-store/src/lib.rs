@@ -11,13 +11,16 @@ mod queries;
 mod records;
 mod refresh;
 mod rows;
+mod sealing;
 mod sql;
 mod sqlite;
 mod sqlite_commit;
+mod sqlite_files;
 mod store;
+mod text;
 mod webhook;
 
-pub use any::{AnyStore, StoreOptions};
+pub use any::{AnyStore, SqliteLocking, StoreOptions};
 pub use error::{BackendError, StoreError};
 pub use postgres::PostgresStore;
 pub use queries::{
@@ -34,7 +37,9 @@ pub use refresh::{
     MAX_REFRESH_LABEL_LEN, ReceiptRefreshState, ReceiptUpdate, RefreshAttempt, RefreshCandidate,
     RefreshEnrollment, RefreshStore, RefreshedReceipt,
 };
+pub use sealing::{InvalidKeyEncryptionKey, KeyEncryptionKey, SEALED_PREFIX, SealError};
 pub use sqlite::SqliteStore;
+pub use sqlite_files::ReadableFile;
 pub use store::Store;
 pub use webhook::{
     DeliveryAttempt, DeliveryFilter, DeliveryStatus, NewWebhookDelivery, NextAttempt,

@@ -7,6 +7,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::backend_ext::{OwnedCommit, bind_commit, commit_outcome};
+use crate::sealing::Sealer;
 use crate::{StoreError, StoreOptions};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -20,6 +21,7 @@ pub struct PostgresStore {
     pub(crate) pool: sqlx::PgPool,
     /// The same pool: PostgreSQL takes concurrent writers itself.
     pub(crate) writer: sqlx::PgPool,
+    pub(crate) secrets: Sealer,
 }
 
 impl PostgresStore {
@@ -45,10 +47,13 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(StoreError::from_migrate)?;
-        Ok(Self {
+        let store = Self {
             writer: pool.clone(),
             pool,
-        })
+            secrets: Sealer::new(options.key_encryption_key.clone()),
+        };
+        store.settle_secrets().await?;
+        Ok(store)
     }
 
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
@@ -87,6 +92,17 @@ impl PostgresStore {
         };
         commit_outcome(spent, advanced, decision_id, state)
     }
+
+    /// [`Store::probe_write`](crate::Store::probe_write): one statement on the pool every
+    /// write uses.
+    pub(crate) async fn probe_write_impl(&self, now: i64) -> Result<(), StoreError> {
+        sqlx::query(crate::sql::PROBE_WRITE)
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(())
+    }
 }
 
 impl fmt::Debug for PostgresStore {
@@ -98,4 +114,5 @@ impl fmt::Debug for PostgresStore {
 }
 
 crate::backend::impl_store_for!(PostgresStore);
+crate::sealing::impl_sealing_for!(PostgresStore);
 crate::backend_ext::impl_store_ext_for!(PostgresStore, sqlx::Postgres);

@@ -288,3 +288,27 @@ pub(crate) const SIGNING_KEYS: &str = "SELECT kid, algorithm, private_pkcs8, cre
 
 pub(crate) const RETIRE_SIGNING_KEY: &str =
     "UPDATE signing_keys SET retired_at = COALESCE(retired_at, $2) WHERE kid = $1";
+
+/// Every stored signing key's secret, sealed or not (`sealing::impl_sealing_for`).
+pub(crate) const STORED_SIGNING_KEYS: &str = "SELECT kid, private_pkcs8 FROM signing_keys";
+
+pub(crate) const STORED_SIGNING_KEY: &str = "SELECT private_pkcs8 FROM signing_keys WHERE kid = $1";
+
+/// Seals one plaintext signing key in place: a compare-and-swap on the plaintext read, so of
+/// instances sealing the same row at once exactly one changes it.
+pub(crate) const SEAL_SIGNING_KEY: &str =
+    "UPDATE signing_keys SET private_pkcs8 = $3 WHERE kid = $1 AND private_pkcs8 = $2";
+
+pub(crate) const STORED_SERVER_SECRETS: &str = "SELECT name, secret FROM server_secrets";
+
+/// As [`SEAL_SIGNING_KEY`], for a server secret.
+pub(crate) const SEAL_SERVER_SECRET: &str =
+    "UPDATE server_secrets SET secret = $3 WHERE name = $1 AND secret = $2";
+
+/// `Store::probe_write`: one row, rewritten (migration 0108).
+pub(crate) const PROBE_WRITE: &str = "INSERT INTO write_probe (id, probed_at) VALUES (1, $1) \
+     ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at";
+
+/// Only retired keys, retired before `$1`: an unretired key is never deleted.
+pub(crate) const DELETE_RETIRED_SIGNING_KEYS: &str =
+    "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1";

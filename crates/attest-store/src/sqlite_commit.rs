@@ -35,10 +35,21 @@ const PARAMS: usize = 22;
 
 type Reply = oneshot::Sender<Result<AssertionCommitted, StoreError>>;
 
+/// What the writer task does: commits, batched; and readiness probes, each its own write on
+/// the same connection, so that a probe fails when commits would.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "commits are nearly every job; boxing them would allocate once per assertion"
+)]
+enum Job {
+    Commit(OwnedCommit, Reply),
+    Probe(i64, oneshot::Sender<Result<(), StoreError>>),
+}
+
 /// The sending side of the writer task's queue.
 #[derive(Clone, Debug)]
 pub(crate) struct CommitQueue {
-    jobs: mpsc::Sender<(OwnedCommit, Reply)>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl CommitQueue {
@@ -57,7 +68,18 @@ impl CommitQueue {
     ) -> Result<AssertionCommitted, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send((commit, reply))
+            .send(Job::Commit(commit, reply))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Writes the readiness probe row at `now` (unix seconds), queued behind the commits
+    /// before it.
+    pub(crate) async fn probe(&self, now: i64) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Probe(now, reply))
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -68,12 +90,27 @@ fn stopped() -> StoreError {
     StoreError::Unavailable("the SQLite commit task has stopped".into())
 }
 
-async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<(OwnedCommit, Reply)>) {
+async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<Job>) {
     // Built once; generated only from constants and numbers, never from input.
     let statements: Vec<Arc<str>> = (1..=MAX_BATCH).map(|n| Arc::from(batch_sql(n))).collect();
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (commits, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let mut commits = Vec::with_capacity(jobs.len());
+        let mut replies = Vec::with_capacity(jobs.len());
+        for job in jobs.drain(..) {
+            match job {
+                Job::Commit(commit, reply) => {
+                    commits.push(commit);
+                    replies.push(reply);
+                }
+                Job::Probe(now, reply) => {
+                    let _ = reply.send(probe(&writer, now).await);
+                }
+            }
+        }
+        if commits.is_empty() {
+            continue;
+        }
         let outcomes = match run_batch(&writer, &statements[commits.len() - 1], &commits).await {
             Ok(outcomes) => outcomes,
             Err(_) if commits.len() > 1 => {
@@ -93,6 +130,23 @@ async fn run(writer: SqlitePool, mut queue: mpsc::Receiver<(OwnedCommit, Reply)>
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // A caller that went away no longer needs its answer; the commit stands.
             let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// The readiness probe's write ([`crate::sql::PROBE_WRITE`]), in its own transaction.
+async fn probe(writer: &SqlitePool, now: i64) -> Result<(), StoreError> {
+    let mut connection = writer.acquire().await.map_err(StoreError::from_sqlx)?;
+    match sqlx::query(crate::sql::PROBE_WRITE)
+        .bind(now)
+        .execute(&mut *connection)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            // As after a failed commit: a fresh connection for what comes next.
+            connection.close_on_drop();
+            Err(StoreError::from_sqlx(error))
         }
     }
 }

@@ -65,8 +65,17 @@ use crate::{
 /// Decisions are recorded with their reasons in one transaction: a decision is logged with all
 /// of its reasons or not at all.
 ///
-/// Signing keys are stored as given; the private key is not encrypted by the store, so the
-/// database must be protected like any other secret store.
+/// 7. **Secrets stay sealed.** With a [`KeyEncryptionKey`](crate::KeyEncryptionKey) in
+///    [`StoreOptions`](crate::StoreOptions), the private half of every signing key and every
+///    server secret is written sealed (AES-256-GCM, bound to its row) and opened when read; a
+///    sealed secret that does not open with the configured key (no key, another key, altered
+///    bytes) fails with [`StoreError::Sealing`], never with another key or a fresh secret.
+///    Plaintext secrets stored before a key was configured are sealed in place when the store
+///    connects, one compare-and-swap per row. Without a key, secrets are stored as given and
+///    the database must be protected like any other secret store.
+/// 8. **Text holds no NUL.** Text with a NUL character is refused with
+///    [`StoreError::Invalid`] before it reaches the database, on both backends alike
+///    (PostgreSQL cannot store it; SQLite would, and C string APIs would cut it short).
 ///
 /// Errors are [`StoreError`]s; no database driver type appears in this API.
 pub trait Store: Send + Sync {
@@ -324,4 +333,19 @@ pub trait Store: Send + Sync {
         kid: &str,
         at: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Commits a write, for `/readyz`: rewrites the one row of `write_probe` with `now`,
+    /// through the same write path as every other write (on SQLite the writer task, behind the
+    /// commits queued before it). Fails when a commit would fail.
+    fn probe_write(
+        &self,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes the signing keys retired before `before`, private keys included; returns how
+    /// many. A key that is not retired is never deleted.
+    fn delete_retired_signing_keys(
+        &self,
+        before: OffsetDateTime,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }

@@ -12,6 +12,7 @@
 mod harness;
 mod suite;
 mod suite_ext;
+mod suite_secrets;
 mod suite_webhooks;
 
 /// Generates one `#[tokio::test]` per contract and backend.
@@ -77,4 +78,7 @@ contract_tests!(
     a_due_webhook_is_claimed_by_one_caller_until_its_lease_lapses,
     webhook_attempts_retry_deliver_or_give_up_and_finished_deliveries_stay,
     webhook_deliveries_list_newest_first_with_filters,
+    the_write_probe_commits_again_and_again,
+    only_retired_signing_keys_are_deleted_and_only_before_the_bound,
+    text_with_a_nul_is_refused_as_invalid,
 );

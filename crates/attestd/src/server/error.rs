@@ -137,6 +137,13 @@ pub enum ApiError {
     /// The database is unreachable; retry later.
     #[error("service temporarily unavailable")]
     Unavailable,
+    /// `/readyz`: this instance cannot commit writes (the database refused or timed out the
+    /// readiness write); send traffic elsewhere.
+    #[error("not ready: the database does not commit writes")]
+    NotReady {
+        /// `database_write_failed` or `database_write_timeout`.
+        reason: &'static str,
+    },
     /// A server-side bug or inconsistency; details are in the log.
     #[error("internal error")]
     Internal,
@@ -197,7 +204,9 @@ impl ApiError {
             | Self::PolicyDenied { .. } => StatusCode::FORBIDDEN,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Timeout | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout | Self::Unavailable | Self::NotReady { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -231,6 +240,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
+            Self::NotReady { .. } => "not_ready",
             Self::Internal => "internal_error",
         }
     }
@@ -261,6 +271,7 @@ impl ApiError {
         "method_not_allowed",
         "timeout",
         "unavailable",
+        "not_ready",
         "internal_error",
     ];
 
@@ -271,6 +282,7 @@ impl ApiError {
                 field: Some(field), ..
             } => json!({ "field": field }),
             Self::BodyTooLarge { limit } => json!({ "limitBytes": limit }),
+            Self::NotReady { reason } => json!({ "reason": reason }),
             Self::UnsupportedPlatform { field, value } => json!({ "field": field, "value": value }),
             Self::UnknownApp(app_id) => json!({ "appId": app_id }),
             Self::Verification(AppleError::ReceiptInvalid(receipt)) => {
@@ -450,6 +462,9 @@ mod tests {
             ApiError::MethodNotAllowed,
             ApiError::Timeout,
             ApiError::Unavailable,
+            ApiError::NotReady {
+                reason: "database_write_failed",
+            },
             ApiError::Internal,
         ];
         for error in errors {

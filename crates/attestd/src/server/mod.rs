@@ -19,8 +19,10 @@ mod flows;
 mod link;
 mod openapi;
 pub mod quickstart;
+mod readiness;
 mod risk;
 mod routes;
+mod secrets;
 mod state;
 mod telemetry;
 mod tokens;
@@ -130,13 +132,29 @@ pub async fn run(
     config.validate()?;
     warn_about_danger_roots(&config);
 
+    let key_encryption_key = secrets::key_encryption_key(&config)?;
     let options = StoreOptions {
         max_connections: config.database_max_connections,
+        allow_readable_files: config.danger_allow_readable_secrets,
+        sqlite_locking: config.sqlite_locking.into(),
+        key_encryption_key: key_encryption_key.clone(),
         ..StoreOptions::default()
     };
     let store = AnyStore::connect_with(config.database_url.expose(), &options).await?;
+    secrets::warn_about_readable_database_files(&store);
+    match &key_encryption_key {
+        Some(key) => tracing::info!(
+            key_id = %key.id(),
+            "signing keys and the challenge key are sealed at rest with the key-encryption key"
+        ),
+        None => tracing::warn!(
+            "signing keys and the challenge key are stored unencrypted in the database: anyone \
+             who reads it (a file copy, a backup) can mint tokens; set \
+             ATTESTD_KEY_ENCRYPTION_KEY (docs/operations.md, Secrets and backups)"
+        ),
+    }
     let apps = Apps::new(&config)?;
-    let tokens = Tokens::load_or_create(&store).await?;
+    let tokens = Tokens::load_or_create(&store, tokens::longest_ttl(&config.apps)).await?;
     let apple = apple::Apple::new(&config)?;
     let challenges = challenge_key(&store).await?;
     let state = Arc::new(AppState {
@@ -149,6 +167,7 @@ pub async fn run(
         store,
         apps,
         tokens,
+        readiness: readiness::Readiness::default(),
     });
     let maintenance = tokio::spawn(maintain(Arc::clone(&state)));
     let refresher = apple::scheduler::start(&state);
@@ -192,6 +211,13 @@ pub async fn run(
 
 fn enter_quickstart(config: &mut Config) -> Result<(), ServeError> {
     let (ca, created) = DevCa::load_or_create(&config.quickstart_dir)?;
+    for file in [quickstart::ATTESTATION_CA_FILE, quickstart::RECEIPT_CA_FILE] {
+        secrets::check_secret_file(
+            &config.quickstart_dir.join(file),
+            "the quick-start simulator CA's private key",
+            config.danger_allow_readable_secrets,
+        )?;
+    }
     ca.apply(config)
         .map_err(|_| ConfigError::Invalid("quick-start App ID"))?;
     tracing::warn!(

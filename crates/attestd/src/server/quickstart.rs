@@ -109,16 +109,24 @@ fn read<T>(
     })
 }
 
-/// Writes a file holding private keys, readable by the owner only where the OS supports it.
+/// Writes a file holding private keys, readable by the owner only where the OS supports it:
+/// created `0600` (never readable by others, not even between creation and a later chmod),
+/// and a file that existed is made `0600` before the keys go in.
 fn write_private(path: &Path, contents: &str) -> Result<(), QuickStartError> {
-    fs::write(path, contents).map_err(|error| io_error(path, error))?;
+    use std::io::Write as _;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|error| io_error(path, error))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        file.set_permissions(fs::Permissions::from_mode(0o600))
             .map_err(|error| io_error(path, error))?;
     }
-    Ok(())
+    file.write_all(contents.as_bytes())
+        .map_err(|error| io_error(path, error))
 }
 
 fn io_error(path: &Path, error: io::Error) -> QuickStartError {

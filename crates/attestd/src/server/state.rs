@@ -37,6 +37,8 @@ pub struct AppState {
     pub webhooks: Webhooks,
     /// Issues and checks challenge values.
     pub challenges: super::challenge::Challenges,
+    /// `/readyz`: the last write probe.
+    pub readiness: super::readiness::Readiness,
 }
 
 /// One accepted app and the verifier that applies to it.

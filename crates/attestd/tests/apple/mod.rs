@@ -59,6 +59,12 @@ impl Apple {
         let pem = p8_pem();
         let key_path = dir.path().join("AuthKey_TESTKEY001.p8");
         std::fs::write(&key_path, &pem).expect("write .p8");
+        // A private key: attestd refuses key files others may read.
+        std::fs::set_permissions(
+            &key_path,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+        )
+        .expect("chmod .p8");
         let credentials =
             AppleCredentials::from_p8_pem(TEAM_ID, KEY_ID, &pem).expect("credentials");
         let fake = FakeApple::builder()

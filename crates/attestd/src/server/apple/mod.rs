@@ -129,6 +129,11 @@ impl Clients {
                 "apple: team_id, key_id and private_key_path must be set together",
             ));
         };
+        super::secrets::check_secret_file(
+            path,
+            "the Apple private key",
+            config.danger_allow_readable_secrets,
+        )?;
         let pem = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.display().to_string(),
             error,
@@ -248,7 +253,15 @@ mod tests {
         assert!(matches!(Apple::new(&config), Err(ConfigError::Read { .. })));
         let path = dir.path().join("bad.p8");
         std::fs::write(&path, "not a key").unwrap();
-        config.apple.private_key_path = Some(path);
+        config.apple.private_key_path = Some(path.clone());
+        // A key file others may read is refused before it is read.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            Apple::new(&config),
+            Err(ConfigError::ReadableSecret { .. })
+        ));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(matches!(Apple::new(&config), Err(ConfigError::Invalid(_))));
     }
 }

@@ -17,7 +17,9 @@ use attest_core::apple::{AppId, EnvironmentPolicy};
 pub use hooks::{WebhookConfig, WebhookEvent, WebhookSettings};
 use sources::FileConfig;
 pub use sources::ServeArgs;
-pub use values::{AppSetting, AppSpec, DatabaseUrl, LogFormat, ModeValue, Secret, TrustRoot};
+pub use values::{
+    AppSetting, AppSpec, DatabaseUrl, LogFormat, ModeValue, Secret, SqliteLocking, TrustRoot,
+};
 
 /// The App ID registered when no app is configured (quick-start mode).
 pub const QUICKSTART_APP_ID: &str = "QUICKSTART.dev.attestd.demo";
@@ -25,7 +27,11 @@ pub const QUICKSTART_APP_ID: &str = "QUICKSTART.dev.attestd.demo";
 pub const DEFAULT_QUICKSTART_DIR: &str = "attestd-dev";
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-const DEFAULT_DATABASE_URL: &str = "sqlite://attestd.db?mode=rwc";
+/// Created (mode 0600) when missing: every SQLite URL form is, unless it says `mode=rw`/`ro`.
+const DEFAULT_DATABASE_URL: &str = "sqlite://attestd.db";
+/// The environment variable holding the key-encryption key itself (base64). Only the
+/// environment: a flag would show it in the process list.
+pub const KEY_ENCRYPTION_KEY_ENV: &str = "ATTESTD_KEY_ENCRYPTION_KEY";
 const DEFAULT_ISSUER: &str = "attestd";
 /// Five minutes: long enough for a slow `attestKey` round trip, short enough to bound replay.
 const DEFAULT_CHALLENGE_TTL_SECS: u64 = 300;
@@ -57,6 +63,15 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     /// Connection pool size; `None` takes the backend's default.
     pub database_max_connections: Option<u32>,
+    /// SQLite: whether other processes may open the database while attestd runs.
+    pub sqlite_locking: SqliteLocking,
+    /// The key-encryption key (base64 of 32 bytes) that seals the signing keys and the
+    /// challenge key in the database, from `ATTESTD_KEY_ENCRYPTION_KEY`.
+    pub key_encryption_key: Option<Secret>,
+    /// A file holding the key-encryption key instead (mode 0600 or 0400).
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// Start even if the database files or secret files may be read by other users (WARN).
+    pub danger_allow_readable_secrets: bool,
     /// Accepted apps. Empty means quick-start mode (see `server::quickstart`).
     pub apps: Vec<AppConfig>,
     /// Extra attestation roots (DER), trusted only for apps that accept development keys.
@@ -108,6 +123,10 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: DatabaseUrl(database_url.into()),
             database_max_connections: None,
+            sqlite_locking: SqliteLocking::default(),
+            key_encryption_key: None,
+            key_encryption_key_file: None,
+            danger_allow_readable_secrets: false,
             apps: Vec::new(),
             danger_extra_attestation_roots: Vec::new(),
             danger_extra_receipt_roots: Vec::new(),
@@ -161,6 +180,20 @@ impl Config {
         config.database_max_connections = args
             .database_max_connections
             .or(file.database_max_connections);
+        config.sqlite_locking = args
+            .sqlite_locking
+            .or(file.sqlite_locking)
+            .unwrap_or_default();
+        config.key_encryption_key = std::env::var(KEY_ENCRYPTION_KEY_ENV)
+            .ok()
+            .filter(|key| !key.trim().is_empty())
+            .map(Secret);
+        config.key_encryption_key_file = args
+            .key_encryption_key_file
+            .clone()
+            .or_else(|| file.key_encryption_key_file.map(|path| base.join(path)));
+        config.danger_allow_readable_secrets = args.danger_allow_readable_secrets
+            || file.danger_allow_readable_secrets.unwrap_or(false);
         let default_token_ttl = args
             .token_ttl
             .or(file.token_ttl_secs)
@@ -333,6 +366,16 @@ impl Config {
                 "request timeout must be at least one second",
             ));
         }
+        if self.key_encryption_key.is_some() && self.key_encryption_key_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "set ATTESTD_KEY_ENCRYPTION_KEY or key_encryption_key_file, not both",
+            ));
+        }
+        if let Some(key) = &self.key_encryption_key {
+            parse_key_encryption_key(key.expose()).map_err(|reason| {
+                ConfigError::KeyEncryptionKey(KEY_ENCRYPTION_KEY_ENV.into(), reason)
+            })?;
+        }
         let mut ids: Vec<&str> = self.apps.iter().map(|app| app.id.as_str()).collect();
         ids.sort_unstable();
         if ids.windows(2).any(|pair| pair.first() == pair.get(1)) {
@@ -348,6 +391,22 @@ fn pick_paths(flags: &[PathBuf], file: &[PathBuf], base: &Path) -> Vec<PathBuf> 
     } else {
         flags.to_vec()
     }
+}
+
+/// A key-encryption key from its base64 text (standard or URL-safe alphabet, padded or not,
+/// surrounding whitespace ignored): exactly 32 bytes.
+pub fn parse_key_encryption_key(
+    text: &str,
+) -> Result<attest_store::KeyEncryptionKey, &'static str> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let text = text.trim();
+    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
+        .ok_or("not base64 (make one with: openssl rand -base64 32)")?;
+    attest_store::KeyEncryptionKey::new(&bytes)
+        .map_err(|_| "not 32 bytes once decoded (make one with: openssl rand -base64 32)")
 }
 
 /// One accepted app.
@@ -436,6 +495,23 @@ pub enum ConfigError {
     /// A webhook entry is invalid.
     #[error("invalid webhook {0}")]
     Webhook(String),
+    /// The key-encryption key (from the environment variable or the file named) is unusable.
+    #[error("key-encryption key from {0}: {1}")]
+    KeyEncryptionKey(String, &'static str),
+    /// A file holding a secret may be read by other users.
+    #[error(
+        "{} holds a secret ({what}) and is accessible to other users (mode {mode:04o}): chmod \
+         600 it, or start with --danger-allow-readable-secrets",
+        path.display()
+    )]
+    ReadableSecret {
+        /// The file.
+        path: PathBuf,
+        /// What it holds.
+        what: &'static str,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 #[cfg(test)]
@@ -481,6 +557,36 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("s3cret-admin"), "{text}");
         assert!(text.contains("postgres"), "{text}");
+    }
+
+    #[test]
+    fn the_key_encryption_key_is_32_bytes_of_base64_and_redacted() {
+        use base64::Engine as _;
+        let bytes = [0x5Au8; 32];
+        for engine in [
+            base64::engine::general_purpose::STANDARD,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            let text = format!(" {}\n", engine.encode(bytes));
+            assert!(parse_key_encryption_key(&text).is_ok(), "{text}");
+        }
+        let short = base64::engine::general_purpose::STANDARD.encode([1u8; 16]);
+        assert!(parse_key_encryption_key(&short).is_err());
+        assert!(parse_key_encryption_key("not base64!").is_err());
+
+        let mut config = Config::new("sqlite::memory:");
+        let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+        config.key_encryption_key = Some(Secret::new(text.clone()));
+        assert!(config.validate().is_ok());
+        assert!(!format!("{config:?}").contains(&text));
+        config.key_encryption_key_file = Some(PathBuf::from("/etc/attestd/kek"));
+        assert!(config.validate().is_err(), "both the key and a file");
+        config.key_encryption_key = Some(Secret::new(short));
+        config.key_encryption_key_file = None;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::KeyEncryptionKey(..))
+        ));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::hooks::{FileWebhook, FileWebhookDelivery};
 use super::{
     AppConfig, AppSetting, AppSpec, ConfigError, DatabaseUrl, LogFormat, ModeValue, Secret,
+    SqliteLocking,
 };
 
 /// Flags (and their `ATTESTD_*` environment variables) of `attestd serve`.
@@ -22,8 +23,8 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "ATTESTD_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// `sqlite://FILE?mode=rwc` or `postgres://...` (also read from DATABASE_URL)
-    /// [default: sqlite://attestd.db?mode=rwc].
+    /// `sqlite://FILE` (or a path: created if missing) or `postgres://...` (also read from
+    /// DATABASE_URL) [default: sqlite://attestd.db].
     #[arg(
         long,
         env = "ATTESTD_DATABASE_URL",
@@ -34,6 +35,19 @@ pub struct ServeArgs {
     /// Database connections per server process [default: 8 for SQLite, 10 for PostgreSQL].
     #[arg(long, env = "ATTESTD_DATABASE_MAX_CONNECTIONS", value_name = "N")]
     pub database_max_connections: Option<u32>,
+    /// SQLite: `exclusive` (one process, no -shm file) or `shared` (other processes may open
+    /// the database, e.g. for an online `sqlite3 .backup`) [default: exclusive].
+    #[arg(long, env = "ATTESTD_SQLITE_LOCKING", value_enum)]
+    pub sqlite_locking: Option<SqliteLocking>,
+    /// File holding the key-encryption key (base64 of 32 random bytes, mode 0600 or 0400) that
+    /// seals the signing keys and the challenge key in the database. Or set
+    /// ATTESTD_KEY_ENCRYPTION_KEY to the base64 text itself.
+    #[arg(long, env = "ATTESTD_KEY_ENCRYPTION_KEY_FILE", value_name = "FILE")]
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// DANGER: start even though the database files or a secret file (key-encryption key,
+    /// quick-start CA, Apple key) may be read by other users; logs a WARN for each.
+    #[arg(long, env = "ATTESTD_DANGER_ALLOW_READABLE_SECRETS")]
+    pub danger_allow_readable_secrets: bool,
     /// An accepted app: `TEAMID.bundle.id[=development|production|any]` (repeatable; the
     /// environment defaults to production). With none, serve starts in quick-start mode.
     #[arg(
@@ -143,6 +157,9 @@ pub(super) struct FileConfig {
     pub(super) listen: Option<SocketAddr>,
     pub(super) database_url: Option<String>,
     pub(super) database_max_connections: Option<u32>,
+    pub(super) sqlite_locking: Option<SqliteLocking>,
+    pub(super) key_encryption_key_file: Option<PathBuf>,
+    pub(super) danger_allow_readable_secrets: Option<bool>,
     pub(super) admin_token: Option<String>,
     pub(super) issuer: Option<String>,
     pub(super) challenge_ttl_secs: Option<u64>,

@@ -144,6 +144,28 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
+/// How a SQLite database is shared with other processes (`sqlite_locking`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteLocking {
+    /// One process at a time, no `-shm` file (a `-shm` that stops being writable under a
+    /// running server cannot crash it).
+    #[default]
+    Exclusive,
+    /// SQLite's default: other processes (`sqlite3 .backup`) may open the database while
+    /// attestd runs; its WAL index is a memory-mapped `-shm` file.
+    Shared,
+}
+
+impl From<SqliteLocking> for attest_store::SqliteLocking {
+    fn from(locking: SqliteLocking) -> Self {
+        match locking {
+            SqliteLocking::Exclusive => Self::Exclusive,
+            SqliteLocking::Shared => Self::Shared,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

@@ -6,8 +6,60 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{DeviceIntelligence, DeviceView, FactorView, rfc3339};
+use super::{DeviceIntelligence, DeviceQuery, DeviceView, FactorView, rfc3339};
+use crate::server::error::ApiError;
 use crate::server::extract::encode_key_id;
+
+/// 400 `malformed_request` naming the first of `fields` (query parameter names) whose text
+/// holds a NUL character, which no stored value can contain (PostgreSQL cannot store it): a
+/// filter with one matches nothing, and must not reach the database, where it read as an
+/// outage.
+pub fn check_text(fields: &[(&'static str, Option<&str>)]) -> Result<(), ApiError> {
+    match fields
+        .iter()
+        .find(|(_, value)| value.is_some_and(|value| value.contains('\0')))
+    {
+        Some((field, _)) => Err(ApiError::field(
+            field,
+            format!("{field} must not contain a NUL character"),
+        )),
+        None => Ok(()),
+    }
+}
+
+impl DeviceQuery {
+    /// [`check_text`] of the text filters.
+    pub fn check_text(&self) -> Result<(), ApiError> {
+        check_text(&[
+            ("appId", self.app_id.as_deref()),
+            ("userId", self.user_id.as_deref()),
+            ("deviceId", self.device_id.as_deref()),
+        ])
+    }
+}
+
+impl DecisionQuery {
+    /// [`check_text`] of the text filters.
+    pub fn check_text(&self) -> Result<(), ApiError> {
+        check_text(&[
+            ("appId", self.app_id.as_deref()),
+            ("outcome", self.outcome.as_deref()),
+            ("since", self.since.as_deref()),
+            ("deviceId", self.device_id.as_deref()),
+            ("keyId", self.key_id.as_deref()),
+        ])
+    }
+}
+
+impl DeliveryQuery {
+    /// [`check_text`] of the text filters.
+    pub fn check_text(&self) -> Result<(), ApiError> {
+        check_text(&[
+            ("status", self.status.as_deref()),
+            ("event", self.event.as_deref()),
+        ])
+    }
+}
 
 /// `GET /admin/v1/devices/{keyId}`: the key, its device's intelligence, every key of the device
 /// (the supersession chain) and the device's recent decisions.

@@ -5,7 +5,8 @@ mod risk;
 
 pub use admin::{
     DecisionList, DecisionLogView, DecisionQuery, DeliveryList, DeliveryQuery, DeliveryView,
-    DeviceDetail, OutcomeCountView, ReasonCountView, SummaryQuery, SummaryView, history_order,
+    DeviceDetail, OutcomeCountView, ReasonCountView, SummaryQuery, SummaryView, check_text,
+    history_order,
 };
 pub use risk::{
     DecisionView, DeviceCheckView, DeviceIntelligence, FactorView, ReasonView, RiskView,

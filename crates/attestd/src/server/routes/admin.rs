@@ -18,7 +18,6 @@ use crate::server::error::{ApiError, ErrorBody};
 use crate::server::extract::decode_key_id;
 use crate::server::flows::now;
 use crate::server::state::AppState;
-use crate::server::tokens;
 
 pub(super) const DEFAULT_PAGE_SIZE: u32 = 100;
 /// Decisions shown with a device.
@@ -60,6 +59,7 @@ pub async fn require_admin(
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "A page of keys", body = DeviceList),
+        (status = 400, description = "malformed_request: a filter holds a NUL character", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 404, description = "not_found: the admin API is disabled", body = ErrorBody),
     )
@@ -72,6 +72,7 @@ pub async fn list_devices(
         message: rejection.body_text(),
         field: None,
     })?;
+    query.check_text()?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE).min(MAX_PAGE_SIZE);
     let offset = query.offset.unwrap_or(0);
     let keys = if query.user_id.is_some() || query.device_id.is_some() {
@@ -214,8 +215,7 @@ pub async fn revoke_device(
 pub async fn rotate_signing_key(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<RotatedKey>, ApiError> {
-    let longest_ttl = tokens::longest_ttl(&state.config.apps);
-    let rotated = state.tokens.rotate(&state.store, longest_ttl).await?;
+    let rotated = state.tokens.rotate(&state.store).await?;
     tracing::info!(kid = %rotated.kid, "JWT signing key rotated");
     Ok(Json(rotated))
 }

@@ -41,6 +41,7 @@ pub async fn decisions(
     query: Result<Query<DecisionQuery>, QueryRejection>,
 ) -> Result<Json<DecisionList>, ApiError> {
     let Query(query) = query.map_err(malformed_query)?;
+    query.check_text()?;
     let outcome = query
         .outcome
         .as_deref()
@@ -95,6 +96,7 @@ pub async fn app_summary(
     query: Result<Query<SummaryQuery>, QueryRejection>,
 ) -> Result<Json<SummaryView>, ApiError> {
     let Query(query) = query.map_err(malformed_query)?;
+    crate::server::dto::check_text(&[("appId", Some(&app_id)), ("since", query.since.as_deref())])?;
     let app = state
         .apps
         .get(&app_id)
@@ -132,6 +134,7 @@ pub async fn webhook_deliveries(
     query: Result<Query<DeliveryQuery>, QueryRejection>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let Query(query) = query.map_err(malformed_query)?;
+    query.check_text()?;
     let status = query
         .status
         .as_deref()

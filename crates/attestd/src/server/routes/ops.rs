@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use attest_store::Store;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -25,17 +24,21 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Json<Health> {
     })
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database commits a write (a one-row probe; one result a second is shared by
+/// every caller).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "unavailable: the database does not answer", body = ErrorBody),
+        (status = 503, description = "not_ready: the database does not commit writes (details.reason: database_write_failed or database_write_timeout)", body = ErrorBody),
     ))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Health>, ApiError> {
-    state.store.ping().await.map_err(|error| {
-        tracing::warn!(%error, "readiness check failed");
-        ApiError::Unavailable
-    })?;
+    state
+        .readiness
+        .check(&state.store)
+        .await
+        .map_err(|not_ready| ApiError::NotReady {
+            reason: not_ready.reason(),
+        })?;
     Ok(Json(Health {
         status: "ready",
         apple: state.apple.health_view(),
