@@ -17,6 +17,7 @@ mod error;
 mod extract;
 mod flows;
 mod link;
+pub mod listener;
 mod openapi;
 pub mod quickstart;
 mod readiness;
@@ -29,7 +30,6 @@ mod tokens;
 mod webhooks;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +54,9 @@ use tokens::{TokenError, Tokens};
 /// How often signing keys are re-read, so that a rotation on one node reaches the JWKS of the
 /// others.
 const SIGNING_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long tasks still running when `run` returned may take before the process exits anyway.
+const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long a spent challenge is remembered after it expired: far more than any clock skew
 /// between instances.
@@ -109,6 +112,9 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
         let listener = TcpListener::bind(config.listen).await?;
         run(config, listener, shutdown_signal()).await
     });
+    // Whatever still runs (a blocking task) must not hold up the exit past the deadline that
+    // `run` kept.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -126,6 +132,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let address = listener.local_addr()?;
     if config.apps.is_empty() {
         enter_quickstart(&mut config)?;
     }
@@ -177,25 +184,42 @@ pub async fn run(
         deliveries_stopped,
     ));
 
-    let address = listener.local_addr()?;
+    let limits = listener::Limits::of(&state.config);
     tracing::info!(
         %address,
         backend = state.store.backend_name(),
         apps = ?state.apps.ids(),
         admin_api = state.config.admin_token.is_some(),
+        max_connections = limits.max_connections,
+        header_read_timeout = ?limits.header_read_timeout,
+        idle_timeout = ?limits.idle_timeout,
         "attestd listening"
     );
-    let service =
-        routes::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // Webhook attempts in flight finish while the connections drain, so that no delivery stays
+    // claimed until its lease lapses; an attempt cannot outlast its timeout, nor shutdown its
+    // deadline.
+    let shutdown_started = Arc::new(std::sync::OnceLock::new());
+    let shutdown = {
+        let started = Arc::clone(&shutdown_started);
+        async move {
+            shutdown.await;
+            let _ = started.set(tokio::time::Instant::now());
+            let _ = stop_deliveries.send(true);
+        }
+    };
+    let router = routes::router(Arc::clone(&state));
+    listener::serve(listener, router, limits, shutdown).await;
     maintenance.abort();
-    // Webhook attempts in flight finish, so that no delivery stays claimed until its lease
-    // lapses; an attempt cannot outlast its timeout.
-    let _ = stop_deliveries.send(true);
-    let grace = state.config.webhook_settings.attempt_timeout + Duration::from_secs(1);
-    if tokio::time::timeout(grace, &mut deliverer).await.is_err() {
+    let started = shutdown_started
+        .get()
+        .copied()
+        .unwrap_or_else(tokio::time::Instant::now);
+    let grace = (state.config.webhook_settings.attempt_timeout + Duration::from_secs(1))
+        .min(state.config.shutdown_timeout);
+    if tokio::time::timeout_at(started + grace, &mut deliverer)
+        .await
+        .is_err()
+    {
         deliverer.abort();
         let _ = deliverer.await;
     }
@@ -206,7 +230,7 @@ pub async fn run(
     }
     state.store.close().await;
     tracing::info!("attestd stopped");
-    Ok(result?)
+    Ok(())
 }
 
 fn enter_quickstart(config: &mut Config) -> Result<(), ServeError> {

@@ -103,6 +103,19 @@ fn describe() {
         "attestd_keys_expired_total",
         "Keys expired after being unused longer than key_idle_expiry"
     );
+    metrics::describe_gauge!(
+        "attestd_connections_open",
+        "Client connections open (at most max_connections)"
+    );
+    metrics::describe_counter!(
+        "attestd_connections_timed_out_total",
+        "Connections closed by the listener, by timeout (header_read: no complete request \
+         head in time; idle: no request on a keep-alive connection in time)"
+    );
+    metrics::describe_counter!(
+        "attestd_accept_errors_total",
+        "Failed accepts that paused the listener (out of file descriptors or memory)"
+    );
     metrics::describe_counter!(
         "attestd_webhook_deliveries_total",
         "Webhook delivery attempts by event and result (delivered, retry, failed)"

@@ -4,6 +4,9 @@
 //! `DATABASE_URL` is set; otherwise it prints `skipped: DATABASE_URL not set`).
 #![allow(dead_code)]
 
+pub mod process;
+pub mod raw;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
