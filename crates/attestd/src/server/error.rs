@@ -13,6 +13,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
+use super::telemetry::{ErrorCode, Severity, server_failure};
+
 /// What a client should do about a key the server does not accept any more.
 const REATTEST_REQUIRED: &str = "reattest_required";
 
@@ -353,11 +355,11 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(_) => {
-                tracing::warn!(error = %error, "database unavailable");
+                server_failure(Severity::Dependency, "database unavailable", &error);
                 Self::Unavailable
             }
             error => {
-                tracing::error!(error = %error, "store failure");
+                server_failure(Severity::Bug, "store failure", &error);
                 Self::Internal
             }
         }
@@ -367,10 +369,12 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::warn!(code = self.code(), "request failed on the server side");
-        }
         let mut response = (status, Json(self.body())).into_response();
+        // Logged once per request, by the telemetry middleware.
+        response.extensions_mut().insert(ErrorCode {
+            code: self.code(),
+            logged: !matches!(self.inner(), Self::NotReady { .. }),
+        });
         if matches!(self, Self::Unauthorized) {
             response
                 .headers_mut()
