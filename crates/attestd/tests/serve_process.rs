@@ -1,13 +1,14 @@
 //! The `attestd serve` binary's own behaviour: what it logs per failed request (one line per
-//! 5xx, at the level docs/operations.md promises; nothing above DEBUG for a 4xx).
+//! 5xx, at the level docs/operations.md promises; nothing above DEBUG for a 4xx), and
+//! quick-start mode only on loopback.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::process::{self, Process, field, level};
+use common::process::{self, BIN, Process, field, level};
 use common::{APP, Db, attestation, attestation_body, device};
 use serde_json::{Value, json};
 
@@ -159,4 +160,61 @@ async fn a_5xx_is_logged_once_at_warn_and_a_4xx_not_above_debug() {
         "{}",
         server.log()
     );
+}
+
+/// `attestd serve` in quick-start mode (no app) on `listen`, in `dir`.
+fn quickstart(dir: &Path, listen: &str) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir)
+        .args(["serve", "--log-format", "json", "--database-url"])
+        .arg(format!("sqlite://{}", dir.join("attestd.db").display()))
+        .arg("--quickstart-dir")
+        .arg(dir.join("attestd-dev"))
+        .env("ATTESTD_LISTEN", listen)
+        .env_remove("DATABASE_URL")
+        .env_remove("ATTESTD_APPS")
+        .env_remove("ATTESTD_KEY_ENCRYPTION_KEY")
+        // A typo in the apps' variable name: no app is configured.
+        .env("ATTESTD_APP", format!("{APP}=development"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+#[test]
+fn quick_start_refuses_a_network_address_and_names_the_fix() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (status, log) = match Process::start(quickstart(dir.path(), "0.0.0.0:0")) {
+        Ok(server) => panic!("quick-start mode listens on 0.0.0.0:\n{}", server.log()),
+        Err(stopped) => stopped,
+    };
+    assert!(!status.success(), "{log}");
+    for expected in [
+        "quick-start",
+        "loopback",
+        "0.0.0.0",
+        "--app",
+        "ATTESTD_APPS",
+    ] {
+        assert!(log.contains(expected), "{expected:?} missing: {log}");
+    }
+    assert!(
+        !dir.path().join("attestd-dev").exists(),
+        "the simulator CA was created"
+    );
+}
+
+#[test]
+fn quick_start_on_loopback_starts_and_warns() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let server = Process::start(quickstart(dir.path(), "127.0.0.1:0"))
+        .unwrap_or_else(|(status, log)| panic!("{status}\n{log}"));
+    let warning = server
+        .log_lines()
+        .into_iter()
+        .find(|line| line.contains("QUICK-START MODE"))
+        .unwrap_or_else(|| panic!("no quick-start warning: {}", server.log()));
+    assert_eq!(level(&warning).as_deref(), Some("WARN"), "{warning}");
+    assert!(warning.contains("loopback only"), "{warning}");
 }

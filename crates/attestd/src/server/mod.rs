@@ -30,6 +30,7 @@ mod tokens;
 mod webhooks;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +72,15 @@ pub enum ServeError {
     /// Quick-start mode could not prepare its CA.
     #[error("quick-start mode: {0}")]
     QuickStart(#[from] QuickStartError),
+    /// No app is configured and the listen address is not loopback: quick-start mode, which
+    /// trusts a local simulator CA, would be reachable from the network.
+    #[error(
+        "no app is configured, and quick-start mode (a demo app trusting the local simulator \
+         CA, whose keys anyone holding attestd-dev/ has) only listens on loopback, not on \
+         {0}: configure an app (--app TEAMID.bundle.id, ATTESTD_APPS or [[apps]] in the \
+         config file), or listen on 127.0.0.1 to try attestd out"
+    )]
+    QuickStartNotLoopback(SocketAddr),
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Store(#[from] StoreError),
@@ -134,7 +144,10 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let address = listener.local_addr()?;
     if config.apps.is_empty() {
-        enter_quickstart(&mut config)?;
+        if !address.ip().is_loopback() {
+            return Err(ServeError::QuickStartNotLoopback(address));
+        }
+        enter_quickstart(&mut config, address)?;
     }
     config.validate()?;
     warn_about_danger_roots(&config);
@@ -233,7 +246,7 @@ pub async fn run(
     Ok(())
 }
 
-fn enter_quickstart(config: &mut Config) -> Result<(), ServeError> {
+fn enter_quickstart(config: &mut Config, address: SocketAddr) -> Result<(), ServeError> {
     let (ca, created) = DevCa::load_or_create(&config.quickstart_dir)?;
     for file in [quickstart::ATTESTATION_CA_FILE, quickstart::RECEIPT_CA_FILE] {
         secrets::check_secret_file(
@@ -248,9 +261,10 @@ fn enter_quickstart(config: &mut Config) -> Result<(), ServeError> {
         dir = %config.quickstart_dir.display(),
         created,
         app = config::QUICKSTART_APP_ID,
+        %address,
         "QUICK-START MODE: no app configured. Trusting the simulator CA in this directory for \
-         the development-only demo app. Anyone with these files can mint attestations. \
-         Configure --app TEAMID.bundle.id for real devices."
+         the development-only demo app, on loopback only. Anyone with these files can mint \
+         attestations. Configure --app TEAMID.bundle.id for real devices."
     );
     Ok(())
 }
