@@ -19,6 +19,10 @@
 //!   idle connections and connections still sending a head, lets requests in flight finish and
 //!   then closes their connections; whatever is still open after `shutdown_timeout` is dropped.
 //!
+//! - **`Connection: close` when closing.** A response sent before its request's body was read
+//!   (413 `body_too_large`, 415, 404 on a POST...) leaves the connection unusable: it says so
+//!   with `Connection: close`, and hyper then closes it.
+//!
 //! HTTP/2 is not served (it was not before either: axum's `http2` feature is off); TLS and
 //! HTTP/2 terminate at the proxy in front.
 
@@ -27,6 +31,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -34,7 +39,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{Request, Response};
+use axum::http::{HeaderValue, Request, Response, header};
 use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -304,7 +309,8 @@ async fn connection(
     }
 }
 
-/// One request through the router, with the connection's address for `ConnectInfo`.
+/// One request through the router: the connection's address for `ConnectInfo`, the request
+/// body watched, `Connection: close` when the body was not read.
 async fn respond(
     router: Router,
     remote: SocketAddr,
@@ -313,14 +319,58 @@ async fn respond(
 ) -> Result<Response<ExchangeBody>, Infallible> {
     let (mut parts, body) = request.into_parts();
     parts.extensions.insert(ConnectInfo(remote));
-    let response = router
-        .oneshot(Request::from_parts(parts, Body::new(body)))
+    let consumed = Arc::new(AtomicBool::new(hyper::body::Body::is_end_stream(&body)));
+    let body = Body::new(RequestBody {
+        inner: body,
+        consumed: Arc::clone(&consumed),
+    });
+    let mut response = router
+        .oneshot(Request::from_parts(parts, body))
         .await
         .unwrap_or_else(|never| match never {});
+    if !consumed.load(Ordering::Acquire) {
+        // hyper cannot reuse a connection whose request body was left unread: it closes it.
+        // Say so (and hyper then closes it for certain).
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     Ok(response.map(|body| ExchangeBody {
         inner: body,
         _exchange: exchange,
     }))
+}
+
+/// A request body that records whether it was read to its end.
+#[derive(Debug)]
+struct RequestBody {
+    inner: Incoming,
+    consumed: Arc<AtomicBool>,
+}
+
+impl hyper::body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        if frame.is_none() || this.inner.is_end_stream() {
+            this.consumed.store(true, Ordering::Release);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A response body that tells the connection's [`Activity`] when hyper is done with it
