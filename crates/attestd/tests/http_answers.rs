@@ -1,6 +1,7 @@
 //! What the server answers at the HTTP level, read off a raw socket: a response sent before the
 //! request's body was read (413 `body_too_large`...) says `Connection: close` and the
-//! connection is then closed; requests whose body was read keep the connection alive.
+//! connection is then closed; requests hyper cannot parse get a JSON error with a stable code
+//! (docs/api.md, "Answers before the router"); well-formed requests keep the connection alive.
 
 mod common;
 
@@ -110,4 +111,72 @@ async fn requests_whose_body_was_read_keep_the_connection() {
         assert_json_error(&response, 400, "malformed_request");
         assert_eq!(response.header("connection"), None, "{response:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_hyper_cannot_parse_get_a_json_error_and_a_closed_connection() {
+    let (server, _db) = server().await;
+    let long_target = format!("/{}", "a".repeat(70_000));
+    let huge_header = format!("X-Large: {}\r\n", "h".repeat(500 * 1024));
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "garbage request line",
+            b"THIS IS NOT HTTP\r\n\r\n".to_vec(),
+            400,
+            "malformed_http",
+        ),
+        (
+            "header without a colon",
+            b"GET /healthz HTTP/1.1\r\nHost: attestd.test\r\nNo colon here\r\n\r\n".to_vec(),
+            400,
+            "malformed_http",
+        ),
+        (
+            "invalid header name",
+            b"GET /healthz HTTP/1.1\r\nHost: attestd.test\r\nBad Name: x\r\n\r\n".to_vec(),
+            400,
+            "malformed_http",
+        ),
+        (
+            "unknown HTTP version",
+            b"GET /healthz HTTP/9.9\r\nHost: attestd.test\r\n\r\n".to_vec(),
+            400,
+            "malformed_http",
+        ),
+        (
+            "request target over 64 KiB",
+            format!("GET {long_target} HTTP/1.1\r\nHost: attestd.test\r\n\r\n").into_bytes(),
+            414,
+            "uri_too_long",
+        ),
+        (
+            "headers over 400 KiB",
+            format!("GET /healthz HTTP/1.1\r\nHost: attestd.test\r\n{huge_header}\r\n")
+                .into_bytes(),
+            431,
+            "headers_too_large",
+        ),
+    ];
+    for (what, request, status, code) in cases {
+        let mut stream = raw::connect(&server.base).await;
+        // The server may answer and close before the whole request is sent.
+        let _ = stream.write_all(&request).await;
+        let response = read_response(&mut stream, GENEROUS).await;
+        assert_json_error(&response, status, code);
+        assert_eq!(response.header("connection"), Some("close"), "{what}");
+        assert!(closed_within(&mut stream, GENEROUS).await, "{what}");
+    }
+
+    // A bad request after good ones on the same connection is answered the same way.
+    let mut stream = raw::connect(&server.base).await;
+    stream.write_all(&raw::get("/healthz")).await.expect("send");
+    let first = read_response(&mut stream, GENEROUS).await;
+    assert_eq!(first.status, 200);
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: attestd.test\r\nNo colon\r\n\r\n")
+        .await
+        .expect("send");
+    let second = read_response(&mut stream, GENEROUS).await;
+    assert_json_error(&second, 400, "malformed_http");
+    assert!(closed_within(&mut stream, GENEROUS).await);
 }

@@ -18,7 +18,9 @@
 //! - **Graceful shutdown with a deadline.** On shutdown the listener stops accepting, closes
 //!   idle connections and connections still sending a head, lets requests in flight finish and
 //!   then closes their connections; whatever is still open after `shutdown_timeout` is dropped.
-//!
+//! - **Parse errors answer JSON.** hyper answers a request it cannot parse with an empty
+//!   400, 414 or 431 and closes. [`Watched`] replaces that answer with the same status, a JSON
+//!   error body with a stable code and `Connection: close` (see [`ApiError::HttpMalformed`]).
 //! - **`Connection: close` when closing.** A response sent before its request's body was read
 //!   (413 `body_too_large`, 415, 404 on a POST...) leaves the connection unusable: it says so
 //!   with `Connection: close`, and hyper then closes it.
@@ -39,7 +41,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, Response, header};
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -50,6 +52,7 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 use super::config::Config;
+use super::error::ApiError;
 
 /// The connection limit when the open-file limit is high or unlimited: 4,096 connections of a
 /// few KB each is modest memory, and far more than one instance serves at its throughput
@@ -444,6 +447,10 @@ struct ActivityState {
     phase: Phase,
     /// Requests handed to the router whose response body hyper has not dropped yet.
     open_exchanges: usize,
+    /// Every response has been written out (flushed) and no request was handed to the router
+    /// since. hyper writes nothing of its own accord then, except its automatic answer to a
+    /// request head it could not parse: what [`Watched`] replaces.
+    written_out: bool,
 }
 
 impl Activity {
@@ -454,6 +461,7 @@ impl Activity {
                     since: Instant::now(),
                 },
                 open_exchanges: 0,
+                written_out: true,
             }),
             changed: Notify::new(),
         }
@@ -481,6 +489,7 @@ impl Activity {
         let mut state = self.lock();
         state.phase = Phase::Busy;
         state.open_exchanges += 1;
+        state.written_out = false;
         Exchange(Arc::clone(self))
     }
 
@@ -494,6 +503,18 @@ impl Activity {
             drop(state);
             self.changed.notify_one();
         }
+    }
+
+    /// Everything hyper buffered was written out and flushed.
+    fn flushed(&self) {
+        let mut state = self.lock();
+        if state.open_exchanges == 0 {
+            state.written_out = true;
+        }
+    }
+
+    fn is_written_out(&self) -> bool {
+        self.lock().written_out
     }
 
     fn is_busy(&self) -> bool {
@@ -536,16 +557,50 @@ impl Drop for Exchange {
     }
 }
 
-/// A client connection as hyper reads and writes it: reads mark activity.
+/// A client connection as hyper reads and writes it: reads mark activity, and hyper's
+/// automatic answer to an unparsable request is replaced with a JSON one.
 #[derive(Debug)]
 struct Watched {
     inner: TcpStream,
     activity: Arc<Activity>,
+    /// Our answer in place of hyper's, and how much of it is written.
+    replacement: Option<(Vec<u8>, usize)>,
 }
 
 impl Watched {
     fn new(inner: TcpStream, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
+        Self {
+            inner,
+            activity,
+            replacement: None,
+        }
+    }
+
+    /// Whether `head` (the start of what hyper writes) is its automatic answer to a request
+    /// it could not parse; if so, prepares ours in its place.
+    fn intercept(&mut self, head: &[u8]) -> bool {
+        if self.replacement.is_none()
+            && self.activity.is_written_out()
+            && let Some(status) = automatic_error_status(head)
+        {
+            self.replacement = Some((malformed_answer(status), 0));
+        }
+        self.replacement.is_some()
+    }
+
+    /// Writes the rest of our answer.
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some((answer, written)) = &mut self.replacement else {
+            return Poll::Ready(Ok(()));
+        };
+        while let Some(rest) = answer.get(*written..).filter(|rest| !rest.is_empty()) {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, rest))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -571,7 +626,13 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.intercept(buf) {
+            // hyper's bytes are dropped: ours go out instead.
+            ready!(this.poll_replacement(cx))?;
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -579,7 +640,16 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let head = bufs
+            .iter()
+            .find(|buf| !buf.is_empty())
+            .map_or(&[][..], |buf| &buf[..]);
+        if this.intercept(head) {
+            ready!(this.poll_replacement(cx))?;
+            return Poll::Ready(Ok(bufs.iter().map(|buf| buf.len()).sum()));
+        }
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -587,17 +657,92 @@ impl AsyncWrite for Watched {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        ready!(this.poll_replacement(cx))?;
+        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+        this.activity.flushed();
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        ready!(this.poll_replacement(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
+}
+
+/// The status of hyper's automatic answer to an unparsable request head (`HTTP/1.1 400 `,
+/// `414` or `431`, with no body): hyper 1's `Server::on_error`.
+fn automatic_error_status(head: &[u8]) -> Option<StatusCode> {
+    let status = head
+        .strip_prefix(b"HTTP/1.1 ")
+        .or_else(|| head.strip_prefix(b"HTTP/1.0 "))?
+        .get(..4)?;
+    match status {
+        b"400 " => Some(StatusCode::BAD_REQUEST),
+        b"414 " => Some(StatusCode::URI_TOO_LONG),
+        b"431 " => Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        _ => None,
+    }
+}
+
+/// The complete HTTP/1.1 answer to a request hyper could not parse: `status`, the JSON error
+/// body of [`ApiError::HttpMalformed`], `Connection: close`.
+fn malformed_answer(status: StatusCode) -> Vec<u8> {
+    let error = ApiError::HttpMalformed { status };
+    let body = serde_json::to_vec(&error.body()).unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("Bad Request");
+    let mut answer = format!(
+        "HTTP/1.1 {} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        status.as_u16(),
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    answer
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_hypers_bodyless_parse_error_answers_are_recognised() {
+        for (head, status) in [
+            (&b"HTTP/1.1 400 Bad Request\r\n"[..], Some(400)),
+            (b"HTTP/1.1 414 URI Too Long\r\n", Some(414)),
+            (
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+                Some(431),
+            ),
+            (b"HTTP/1.1 404 Not Found\r\n", None),
+            (b"HTTP/1.1 4", None),
+            (b"", None),
+            (b"{\"code\":\"x\"}", None),
+        ] {
+            assert_eq!(
+                automatic_error_status(head).map(|s| s.as_u16()),
+                status,
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
+
+    #[test]
+    fn the_json_answer_is_a_complete_response_that_closes() {
+        let answer = String::from_utf8(malformed_answer(StatusCode::BAD_REQUEST)).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
+        assert!(head.contains("\r\nconnection: close"), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["code"], "malformed_http");
+    }
 
     #[test]
     fn the_derived_connection_limit_stays_in_bounds() {
