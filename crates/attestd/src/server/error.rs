@@ -13,6 +13,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
+use super::telemetry::{ErrorCode, Severity, server_failure};
+
 /// What a client should do about a key the server does not accept any more.
 const REATTEST_REQUIRED: &str = "reattest_required";
 
@@ -26,6 +28,13 @@ pub enum ApiError {
         message: String,
         /// The offending field, when known.
         field: Option<&'static str>,
+    },
+    /// hyper could not parse the request head: the request line, a header, or their size
+    /// (answered by the listener, not the router; the connection is then closed).
+    #[error("{}", http_malformed_message(*status))]
+    HttpMalformed {
+        /// 400 (syntax), 414 (request target too long) or 431 (headers too large).
+        status: StatusCode,
     },
     /// The body is larger than the configured limit.
     #[error("request body larger than {limit} bytes")]
@@ -149,6 +158,14 @@ pub enum ApiError {
     Internal,
 }
 
+fn http_malformed_message(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::URI_TOO_LONG => "the request target is too long",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "the request headers are too large",
+        _ => "the request line or a header is not valid HTTP/1.1",
+    }
+}
+
 /// The JSON error body.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -186,6 +203,7 @@ impl ApiError {
             Self::MalformedRequest { .. }
             | Self::UnsupportedPlatform { .. }
             | Self::ChallengeInvalid => StatusCode::BAD_REQUEST,
+            Self::HttpMalformed { status } => *status,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UnknownApp(_) | Self::KeyUnknown | Self::NotFound | Self::DeviceNotFound => {
@@ -216,6 +234,11 @@ impl ApiError {
         match self {
             Self::Assessed { error, .. } => error.code(),
             Self::MalformedRequest { .. } => "malformed_request",
+            Self::HttpMalformed { status } => match *status {
+                StatusCode::URI_TOO_LONG => "uri_too_long",
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+                _ => "malformed_http",
+            },
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::UnsupportedPlatform { .. } => "unsupported_platform",
@@ -248,6 +271,9 @@ impl ApiError {
     /// Every code [`code`](Self::code) can return besides the core's verification codes.
     pub const CODES: &'static [&'static str] = &[
         "malformed_request",
+        "malformed_http",
+        "uri_too_long",
+        "headers_too_large",
         "body_too_large",
         "unsupported_media_type",
         "unsupported_platform",
@@ -353,11 +379,11 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(_) => {
-                tracing::warn!(error = %error, "database unavailable");
+                server_failure(Severity::Dependency, "database unavailable", &error);
                 Self::Unavailable
             }
             error => {
-                tracing::error!(error = %error, "store failure");
+                server_failure(Severity::Bug, "store failure", &error);
                 Self::Internal
             }
         }
@@ -367,10 +393,12 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::warn!(code = self.code(), "request failed on the server side");
-        }
         let mut response = (status, Json(self.body())).into_response();
+        // Logged once per request, by the telemetry middleware.
+        response.extensions_mut().insert(ErrorCode {
+            code: self.code(),
+            logged: !matches!(self.inner(), Self::NotReady { .. }),
+        });
         if matches!(self, Self::Unauthorized) {
             response
                 .headers_mut()
@@ -435,6 +463,15 @@ mod tests {
         let errors = [
             ApiError::field("keyId", "x"),
             ApiError::BodyTooLarge { limit: 1 },
+            ApiError::HttpMalformed {
+                status: StatusCode::BAD_REQUEST,
+            },
+            ApiError::HttpMalformed {
+                status: StatusCode::URI_TOO_LONG,
+            },
+            ApiError::HttpMalformed {
+                status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            },
             ApiError::UnsupportedMediaType,
             ApiError::UnknownApp("a".into()),
             ApiError::ChallengeInvalid,

@@ -17,6 +17,7 @@ mod error;
 mod extract;
 mod flows;
 mod link;
+pub mod listener;
 mod openapi;
 pub mod quickstart;
 mod readiness;
@@ -55,6 +56,9 @@ use tokens::{TokenError, Tokens};
 /// others.
 const SIGNING_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How long tasks still running when `run` returned may take before the process exits anyway.
+const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long a spent challenge is remembered after it expired: far more than any clock skew
 /// between instances.
 const SPENT_CHALLENGE_GRACE: time::Duration = time::Duration::HOUR;
@@ -68,6 +72,15 @@ pub enum ServeError {
     /// Quick-start mode could not prepare its CA.
     #[error("quick-start mode: {0}")]
     QuickStart(#[from] QuickStartError),
+    /// No app is configured and the listen address is not loopback: quick-start mode, which
+    /// trusts a local simulator CA, would be reachable from the network.
+    #[error(
+        "no app is configured, and quick-start mode (a demo app trusting the local simulator \
+         CA, whose keys anyone holding attestd-dev/ has) only listens on loopback, not on \
+         {0}: configure an app (--app TEAMID.bundle.id, ATTESTD_APPS or [[apps]] in the \
+         config file), or listen on 127.0.0.1 to try attestd out"
+    )]
+    QuickStartNotLoopback(SocketAddr),
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Store(#[from] StoreError),
@@ -109,6 +122,9 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
         let listener = TcpListener::bind(config.listen).await?;
         run(config, listener, shutdown_signal()).await
     });
+    // Whatever still runs (a blocking task) must not hold up the exit past the deadline that
+    // `run` kept.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -126,8 +142,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let address = listener.local_addr()?;
     if config.apps.is_empty() {
-        enter_quickstart(&mut config)?;
+        if !address.ip().is_loopback() {
+            return Err(ServeError::QuickStartNotLoopback(address));
+        }
+        enter_quickstart(&mut config, address)?;
     }
     config.validate()?;
     warn_about_danger_roots(&config);
@@ -177,25 +197,42 @@ pub async fn run(
         deliveries_stopped,
     ));
 
-    let address = listener.local_addr()?;
+    let limits = listener::Limits::of(&state.config);
     tracing::info!(
         %address,
         backend = state.store.backend_name(),
         apps = ?state.apps.ids(),
         admin_api = state.config.admin_token.is_some(),
+        max_connections = limits.max_connections,
+        header_read_timeout = ?limits.header_read_timeout,
+        idle_timeout = ?limits.idle_timeout,
         "attestd listening"
     );
-    let service =
-        routes::router(Arc::clone(&state)).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // Webhook attempts in flight finish while the connections drain, so that no delivery stays
+    // claimed until its lease lapses; an attempt cannot outlast its timeout, nor shutdown its
+    // deadline.
+    let shutdown_started = Arc::new(std::sync::OnceLock::new());
+    let shutdown = {
+        let started = Arc::clone(&shutdown_started);
+        async move {
+            shutdown.await;
+            let _ = started.set(tokio::time::Instant::now());
+            let _ = stop_deliveries.send(true);
+        }
+    };
+    let router = routes::router(Arc::clone(&state));
+    listener::serve(listener, router, limits, shutdown).await;
     maintenance.abort();
-    // Webhook attempts in flight finish, so that no delivery stays claimed until its lease
-    // lapses; an attempt cannot outlast its timeout.
-    let _ = stop_deliveries.send(true);
-    let grace = state.config.webhook_settings.attempt_timeout + Duration::from_secs(1);
-    if tokio::time::timeout(grace, &mut deliverer).await.is_err() {
+    let started = shutdown_started
+        .get()
+        .copied()
+        .unwrap_or_else(tokio::time::Instant::now);
+    let grace = (state.config.webhook_settings.attempt_timeout + Duration::from_secs(1))
+        .min(state.config.shutdown_timeout);
+    if tokio::time::timeout_at(started + grace, &mut deliverer)
+        .await
+        .is_err()
+    {
         deliverer.abort();
         let _ = deliverer.await;
     }
@@ -206,10 +243,10 @@ pub async fn run(
     }
     state.store.close().await;
     tracing::info!("attestd stopped");
-    Ok(result?)
+    Ok(())
 }
 
-fn enter_quickstart(config: &mut Config) -> Result<(), ServeError> {
+fn enter_quickstart(config: &mut Config, address: SocketAddr) -> Result<(), ServeError> {
     let (ca, created) = DevCa::load_or_create(&config.quickstart_dir)?;
     for file in [quickstart::ATTESTATION_CA_FILE, quickstart::RECEIPT_CA_FILE] {
         secrets::check_secret_file(
@@ -224,9 +261,10 @@ fn enter_quickstart(config: &mut Config) -> Result<(), ServeError> {
         dir = %config.quickstart_dir.display(),
         created,
         app = config::QUICKSTART_APP_ID,
+        %address,
         "QUICK-START MODE: no app configured. Trusting the simulator CA in this directory for \
-         the development-only demo app. Anyone with these files can mint attestations. \
-         Configure --app TEAMID.bundle.id for real devices."
+         the development-only demo app, on loopback only. Anyone with these files can mint \
+         attestations. Configure --app TEAMID.bundle.id for real devices."
     );
     Ok(())
 }

@@ -1,5 +1,13 @@
 //! Logs, Prometheus metrics and the per-request middleware that feeds them.
+//!
+//! A request that fails on the server side is logged once: [`record_request`] writes one line
+//! per 5xx answer (WARN when a dependency failed or timed out, ERROR for a server bug), with
+//! every cause that code deeper down noted with [`server_failure`] while serving it. Causes
+//! noted during a request that was still answered (a 4xx refusal whose decision could not be
+//! logged) make one line too. Client errors are never logged above DEBUG.
 
+use std::cell::RefCell;
+use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -103,6 +111,19 @@ fn describe() {
         "attestd_keys_expired_total",
         "Keys expired after being unused longer than key_idle_expiry"
     );
+    metrics::describe_gauge!(
+        "attestd_connections_open",
+        "Client connections open (at most max_connections)"
+    );
+    metrics::describe_counter!(
+        "attestd_connections_timed_out_total",
+        "Connections closed by the listener, by timeout (header_read: no complete request \
+         head in time; idle: no request on a keep-alive connection in time)"
+    );
+    metrics::describe_counter!(
+        "attestd_accept_errors_total",
+        "Failed accepts that paused the listener (out of file descriptors or memory)"
+    );
     metrics::describe_counter!(
         "attestd_webhook_deliveries_total",
         "Webhook delivery attempts by event and result (delivered, retry, failed)"
@@ -116,21 +137,139 @@ pub fn count_verification(kind: &'static str, result: &'static str) {
         .increment(1);
 }
 
+/// How bad a server-side failure is, which decides the level of its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// A dependency failed or was too slow (database, Apple): WARN. Operators fix the
+    /// dependency; the request may be retried.
+    Dependency,
+    /// A server bug or an inconsistency in stored data: ERROR.
+    Bug,
+}
+
+/// The stable code of an error answer, attached to the response for [`record_request`]'s log
+/// line.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode {
+    /// The body's `code`.
+    pub code: &'static str,
+    /// Whether a 5xx with this code is logged per request. `/readyz`'s `not_ready` is not: a
+    /// load balancer polls it, and the probe logs when readiness changes.
+    pub logged: bool,
+}
+
+/// The server-side failures noted while one request is served.
+#[derive(Debug, Default)]
+struct Failures {
+    severity: Option<Severity>,
+    /// What failed and the error, in the order they happened.
+    causes: Vec<(&'static str, String)>,
+}
+
+/// At most this many causes are kept per request: the first one is the one that matters.
+const MAX_CAUSES: usize = 4;
+
+tokio::task_local! {
+    static FAILURES: RefCell<Failures>;
+}
+
+/// Notes a server-side failure: `what` failed with `error`. Inside a request it becomes part of
+/// that request's one log line (see [`record_request`]); elsewhere (background tasks) it is
+/// logged at once.
+pub fn server_failure(severity: Severity, what: &'static str, error: &dyn fmt::Display) {
+    let noted = FAILURES.try_with(|failures| {
+        let mut failures = failures.borrow_mut();
+        failures.severity = failures.severity.max(Some(severity));
+        if failures.causes.len() < MAX_CAUSES {
+            failures.causes.push((what, error.to_string()));
+        }
+    });
+    if noted.is_err() {
+        match severity {
+            Severity::Dependency => tracing::warn!(error = %error, "{what}"),
+            Severity::Bug => tracing::error!(error = %error, "{what}"),
+        }
+    }
+}
+
 /// Middleware: counts every request and times it, labelled by route template (never the raw
-/// path, which holds key ids) and status code.
+/// path, which holds key ids) and status code; logs a server-side failure once (see the module
+/// documentation).
 pub async fn record_request(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().clone();
     let started = Instant::now();
-    let response = next.run(request).await;
-    let code = response.status().as_u16().to_string();
+    let (response, failures) = FAILURES
+        .scope(RefCell::new(Failures::default()), async move {
+            let response = next.run(request).await;
+            (response, FAILURES.with(RefCell::take))
+        })
+        .await;
+    let status = response.status();
+    let error = response.extensions().get::<ErrorCode>().copied();
+    log_failure(method.as_str(), &route, status, error, failures);
+    let code = status.as_u16().to_string();
     metrics::counter!("attestd_requests_total", "route" => route.clone(), "code" => code)
         .increment(1);
     metrics::histogram!("attestd_request_duration_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The level of a request's log line, and whether the request itself failed: `None` when it
+/// gets no line (answered, nothing noted; 4xx; `not_ready`).
+fn line_severity(
+    status: axum::http::StatusCode,
+    error: Option<ErrorCode>,
+    noted: Option<Severity>,
+) -> Option<(Severity, bool)> {
+    let answer = if !status.is_server_error() || error.is_some_and(|error| !error.logged) {
+        None
+    } else if status == axum::http::StatusCode::INTERNAL_SERVER_ERROR {
+        Some(Severity::Bug)
+    } else {
+        Some(Severity::Dependency)
+    };
+    answer
+        .max(noted)
+        .map(|severity| (severity, answer.is_some()))
+}
+
+/// The one log line of a request that failed on the server side, or that noted a failure.
+fn log_failure(
+    method: &str,
+    route: &str,
+    status: axum::http::StatusCode,
+    error: Option<ErrorCode>,
+    failures: Failures,
+) {
+    let Some((severity, failed)) = line_severity(status, error, failures.severity) else {
+        return;
+    };
+    let code = error.map_or("", |error| error.code);
+    let mut causes = failures.causes.into_iter();
+    let (cause, error) = causes.next().unwrap_or(("", String::new()));
+    let also: Vec<String> = causes
+        .map(|(what, error)| format!("{what}: {error}"))
+        .collect();
+    let also = also.join("; ");
+    let status = status.as_u16();
+    let message = if failed {
+        "request failed on the server side"
+    } else {
+        "request answered, but a side effect failed on the server side"
+    };
+    match severity {
+        Severity::Dependency => {
+            tracing::warn!(method, route, status, code, cause, error, also, "{message}");
+        }
+        Severity::Bug => {
+            tracing::error!(method, route, status, code, cause, error, also, "{message}");
+        }
+    }
 }
 
 /// Middleware: answers 503 `timeout` when a request runs longer than the configured limit.
@@ -142,5 +281,83 @@ pub async fn enforce_timeout(
     match tokio::time::timeout(state.config.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+
+    #[test]
+    fn a_request_gets_one_line_at_the_level_of_its_worst_failure() {
+        let code = |code, logged| Some(ErrorCode { code, logged });
+        let (dependency, bug) = (Some(Severity::Dependency), Some(Severity::Bug));
+        for (status, error, noted, expected) in [
+            // Server side: a bug is ERROR, a dependency (database, timeout) WARN.
+            (
+                500,
+                code("internal_error", true),
+                None,
+                Some((Severity::Bug, true)),
+            ),
+            (
+                503,
+                code("unavailable", true),
+                dependency,
+                Some((Severity::Dependency, true)),
+            ),
+            (
+                503,
+                code("timeout", true),
+                None,
+                Some((Severity::Dependency, true)),
+            ),
+            (
+                503,
+                code("unavailable", true),
+                bug,
+                Some((Severity::Bug, true)),
+            ),
+            // Readiness answers are logged when readiness changes, not per poll.
+            (503, code("not_ready", false), None, None),
+            // Client errors and successes: no line, unless a side effect failed.
+            (400, code("malformed_request", true), None, None),
+            (404, code("not_found", true), None, None),
+            (200, None, None, None),
+            (
+                403,
+                code("policy_denied", true),
+                dependency,
+                Some((Severity::Dependency, false)),
+            ),
+        ] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                line_severity(status, error, noted),
+                expected,
+                "{status} {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn failures_outside_a_request_are_logged_at_once_and_inside_one_are_kept() {
+        // Outside a request scope: logged directly (no panic, nothing kept).
+        server_failure(Severity::Dependency, "background", &"error");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let failures = runtime.block_on(FAILURES.scope(RefCell::new(Failures::default()), async {
+            for n in 0..6 {
+                server_failure(Severity::Dependency, "first", &n);
+            }
+            server_failure(Severity::Bug, "worse", &"bug");
+            FAILURES.with(RefCell::take)
+        }));
+        assert_eq!(failures.severity, Some(Severity::Bug));
+        assert_eq!(failures.causes.len(), MAX_CAUSES);
+        assert_eq!(failures.causes[0], ("first", "0".to_owned()));
     }
 }

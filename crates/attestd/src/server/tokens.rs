@@ -21,6 +21,7 @@ use super::config::AppConfig;
 use super::dto::RotatedKey;
 use super::error::ApiError;
 use super::state::App;
+use super::telemetry::{Severity, server_failure};
 
 /// A signed token and its expiry.
 #[derive(Debug, Clone)]
@@ -56,7 +57,7 @@ impl From<TokenError> for ApiError {
         match error {
             TokenError::Store(error) => error.into(),
             error => {
-                tracing::error!(%error, "signing key failure");
+                server_failure(Severity::Bug, "signing key failure", &error);
                 Self::Internal
             }
         }
@@ -158,7 +159,7 @@ impl Tokens {
             extra,
         };
         let token = self.read().issue(&claims).map_err(|error| {
-            tracing::error!(%error, "JWT signing failed");
+            server_failure(Severity::Bug, "JWT signing failed", &error);
             ApiError::Internal
         })?;
         Ok(IssuedToken { token, expires_at })

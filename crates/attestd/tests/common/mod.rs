@@ -4,6 +4,9 @@
 //! `DATABASE_URL` is set; otherwise cargo reports the PostgreSQL half as ignored, with the reason).
 #![allow(dead_code)]
 
+pub mod process;
+pub mod raw;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 

@@ -185,10 +185,12 @@ impl IntoResponse for DeviceCheckError {
                 )
             }
         };
-        if status.is_server_error() {
-            tracing::warn!(code = body.code, "DeviceCheck request failed");
-        }
+        let code = body.code;
         let mut response = (status, Json(body)).into_response();
+        // Logged once per request, by the telemetry middleware.
+        response
+            .extensions_mut()
+            .insert(crate::server::telemetry::ErrorCode { code, logged: true });
         if let Some(wait) = retry_after
             && let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string())
         {

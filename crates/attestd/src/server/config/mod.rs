@@ -40,6 +40,15 @@ const DEFAULT_TOKEN_TTL_SECS: u64 = 3600;
 /// still bounds the work a hostile body can cause (the core also caps objects at 64 KiB).
 const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
+/// A client on a slow mobile link sends a request head (a few hundred bytes) in well under a
+/// second; ten seconds cuts slowloris clients without cutting real ones.
+const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// Longer than the idle timeout of the load balancers in front (AWS ALB: 60 s), so that they,
+/// not attestd, close idle connections: a backend closing first races the balancer's next
+/// request on that connection (a 502).
+const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 75;
+/// Requests run at most `request_timeout` (10 s): in-flight ones finish within this.
+const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 /// Parsed assertion keys kept in memory; one entry is ~200 bytes.
 const DEFAULT_KEY_CACHE_CAPACITY: usize = 100_000;
 /// Half a year: an app in regular use asserts far more often; a key idle that long most likely
@@ -88,6 +97,17 @@ pub struct Config {
     pub body_limit: usize,
     /// Time after which a request is abandoned with 503 `timeout`.
     pub request_timeout: Duration,
+    /// Time a client has to send a request head (request line and headers), counted from the
+    /// connection's start or from the first byte after an idle pause; then it is closed.
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection idle (no request) for longer is closed.
+    pub idle_timeout: Duration,
+    /// After SIGTERM or Ctrl-C, how long requests in flight may take to finish; connections
+    /// still open then are dropped and the server stops.
+    pub shutdown_timeout: Duration,
+    /// Most connections served at once (more wait in the listen backlog); `None` derives it
+    /// from the open-file limit (see `server::listener`).
+    pub max_connections: Option<usize>,
     /// Text or JSON logs.
     pub log_format: LogFormat,
     /// `tracing` filter directives.
@@ -135,6 +155,10 @@ impl Config {
             challenge_ttl: Duration::from_secs(DEFAULT_CHALLENGE_TTL_SECS),
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+            header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS),
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+            shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
+            max_connections: None,
             log_format: LogFormat::Text,
             log_filter: "info".to_owned(),
             quickstart_dir: PathBuf::from(DEFAULT_QUICKSTART_DIR),
@@ -277,6 +301,18 @@ impl Config {
         if let Some(secs) = args.request_timeout.or(file.request_timeout_secs) {
             config.request_timeout = Duration::from_secs(secs);
         }
+        if let Some(secs) = args.header_read_timeout.or(file.header_read_timeout_secs) {
+            config.header_read_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = args.idle_timeout.or(file.idle_timeout_secs) {
+            config.idle_timeout = Duration::from_secs(secs);
+        }
+        if let Some(secs) = args.shutdown_timeout.or(file.shutdown_timeout_secs) {
+            config.shutdown_timeout = Duration::from_secs(secs);
+        }
+        if let Some(limit) = args.max_connections.or(file.max_connections) {
+            config.max_connections = Some(limit);
+        }
         if let Some(format) = args.log_format.or(file.log_format) {
             config.log_format = format;
         }
@@ -365,6 +401,14 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "request timeout must be at least one second",
             ));
+        }
+        if self.header_read_timeout.is_zero() || self.idle_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "header read and idle timeouts must be at least one second",
+            ));
+        }
+        if self.max_connections == Some(0) {
+            return Err(ConfigError::Invalid("max_connections must be at least 1"));
         }
         if self.key_encryption_key.is_some() && self.key_encryption_key_file.is_some() {
             return Err(ConfigError::Invalid(
@@ -745,6 +789,50 @@ mod tests {
             ])),
             Err(ConfigError::App(_))
         ));
+    }
+
+    #[test]
+    fn connection_limits_have_defaults_come_from_the_file_and_flags_override_them() {
+        let defaults = Config::new("sqlite::memory:");
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.idle_timeout, Duration::from_secs(75));
+        assert_eq!(defaults.shutdown_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.max_connections, None, "derived from RLIMIT_NOFILE");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attestd.toml");
+        let write = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            ServeArgs {
+                config: Some(path.clone()),
+                database_url: Some("sqlite::memory:".parse().unwrap()),
+                ..ServeArgs::default()
+            }
+        };
+        let mut args = write(
+            "header_read_timeout_secs = 5\nidle_timeout_secs = 30\n\
+             shutdown_timeout_secs = 3\nmax_connections = 100\n",
+        );
+        args.idle_timeout = Some(20);
+        args.max_connections = Some(50);
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(config.idle_timeout, Duration::from_secs(20));
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(3));
+        assert_eq!(config.max_connections, Some(50));
+
+        for bad in [
+            "header_read_timeout_secs = 0\n",
+            "idle_timeout_secs = 0\n",
+            "max_connections = 0\n",
+        ] {
+            assert!(
+                matches!(Config::load(&write(bad)), Err(ConfigError::Invalid(_))),
+                "{bad}"
+            );
+        }
+        // No wait at all is a valid (if abrupt) shutdown.
+        assert!(Config::load(&write("shutdown_timeout_secs = 0\n")).is_ok());
     }
 
     #[test]

@@ -97,6 +97,21 @@ pub struct ServeArgs {
     /// Seconds after which a request is answered 503 `timeout` [default: 10].
     #[arg(long, env = "ATTESTD_REQUEST_TIMEOUT", value_name = "SECONDS")]
     pub request_timeout: Option<u64>,
+    /// Seconds a client has to send a request's line and headers, from connecting or from its
+    /// first byte after an idle pause; slower connections are closed [default: 10].
+    #[arg(long, env = "ATTESTD_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
+    pub header_read_timeout: Option<u64>,
+    /// Seconds a keep-alive connection may stay idle between requests [default: 75].
+    #[arg(long, env = "ATTESTD_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds requests in flight get to finish after SIGTERM or Ctrl-C; connections still
+    /// open then are dropped [default: 10].
+    #[arg(long, env = "ATTESTD_SHUTDOWN_TIMEOUT", value_name = "SECONDS")]
+    pub shutdown_timeout: Option<u64>,
+    /// Most connections served at once; more wait in the listen backlog [default: the
+    /// open-file limit minus 128, at most 4096].
+    #[arg(long, env = "ATTESTD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Log format [default: text].
     #[arg(long, env = "ATTESTD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -166,6 +181,10 @@ pub(super) struct FileConfig {
     pub(super) token_ttl_secs: Option<u64>,
     pub(super) body_limit_bytes: Option<usize>,
     pub(super) request_timeout_secs: Option<u64>,
+    pub(super) header_read_timeout_secs: Option<u64>,
+    pub(super) idle_timeout_secs: Option<u64>,
+    pub(super) shutdown_timeout_secs: Option<u64>,
+    pub(super) max_connections: Option<usize>,
     pub(super) log_format: Option<LogFormat>,
     pub(super) log_filter: Option<String>,
     pub(super) quickstart_dir: Option<PathBuf>,

@@ -29,7 +29,7 @@ use crate::server::risk::gather::{Prefetched, Subject, context_query, to_time};
 use crate::server::risk::record::{Entry, after_logging, log_entry};
 use crate::server::risk::{Verdict, client_time};
 use crate::server::state::{App, AppState};
-use crate::server::telemetry::count_verification;
+use crate::server::telemetry::{Severity, count_verification, server_failure};
 
 /// What [`assert`] needs from the request.
 #[derive(Debug)]
@@ -223,7 +223,7 @@ async fn check(
         .keys
         .get_or_parse(input.key_id, &key.public_key_spki)
         .map_err(|error| {
-            tracing::error!(%error, "stored public key does not parse");
+            server_failure(Severity::Bug, "stored public key does not parse", &error);
             ApiError::Internal
         })?;
     let client_data_hash = hash_client_data(input.payload.as_bytes());
@@ -307,7 +307,11 @@ async fn anomaly(state: &AppState, key: &mut DeviceKey, counter: u32, stored: u3
         )
     };
     if let Err(error) = state.store.record_counter_anomaly(key.key_id, kind).await {
-        tracing::warn!(%error, "could not record a counter anomaly");
+        server_failure(
+            Severity::Dependency,
+            "could not record a counter anomaly",
+            &error,
+        );
     }
     error
 }

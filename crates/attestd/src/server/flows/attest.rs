@@ -33,6 +33,7 @@ use crate::server::link::{self, Link, LinkRequest};
 use crate::server::risk::gather::{Subject, history_of};
 use crate::server::risk::{Verdict, metadata};
 use crate::server::state::{App, AppState};
+use crate::server::telemetry::{Severity, server_failure};
 use crate::server::tokens::IssuedToken;
 
 /// What [`attest`] needs from the request.
@@ -444,7 +445,11 @@ async fn supersede(
     {
         Ok(linked) => linked,
         Err(error) => {
-            tracing::warn!(%error, "could not supersede the keys of a re-attested device");
+            server_failure(
+                Severity::Dependency,
+                "could not supersede the keys of a re-attested device",
+                &error,
+            );
             return Vec::new();
         }
     };

@@ -34,7 +34,7 @@ use super::risk::gather::{Subject, gather};
 use super::risk::record::{Entry, record};
 use super::risk::{Verdict, evaluate};
 use super::state::{App, AppState};
-use super::telemetry::count_verification;
+use super::telemetry::{Severity, count_verification, server_failure};
 
 /// A challenge as handed to the client.
 #[derive(Debug, Clone)]
@@ -176,7 +176,11 @@ async fn refuse(
     let gathered = match gather(state, subject, Verification::failed(code), now).await {
         Ok(gathered) => gathered,
         Err(store_error) => {
-            tracing::warn!(error = %store_error, "could not gather risk signals of a refusal");
+            server_failure(
+                Severity::Dependency,
+                "could not gather risk signals of a refusal",
+                &store_error,
+            );
             return error;
         }
     };

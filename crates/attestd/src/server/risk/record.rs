@@ -15,6 +15,7 @@ use super::gather::{Subject, to_time};
 use crate::server::config::WebhookEvent;
 use crate::server::extract::encode_key_id;
 use crate::server::state::AppState;
+use crate::server::telemetry::{Severity, server_failure};
 
 /// One decided request.
 #[derive(Debug)]
@@ -36,7 +37,7 @@ pub struct Entry<'a> {
 pub async fn record(state: &Arc<AppState>, entry: Entry<'_>) {
     let decision = log_entry(&entry);
     if let Err(error) = state.store.record_decision(&decision).await {
-        tracing::warn!(%error, route = entry.route, "could not record decision");
+        server_failure(Severity::Dependency, "could not record decision", &error);
     }
     after_logging(state, &entry).await;
 }
@@ -202,7 +203,11 @@ async fn failure_spike_event(state: &Arc<AppState>, entry: &Entry<'_>) {
     let failures = match state.store.failure_counts(&scope, entry.now - window).await {
         Ok(failures) => failures,
         Err(error) => {
-            tracing::warn!(%error, "could not count attestation failures");
+            server_failure(
+                Severity::Dependency,
+                "could not count attestation failures",
+                &error,
+            );
             return;
         }
     };

@@ -74,6 +74,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             telemetry::enforce_timeout,
         ))
         .layer(middleware::from_fn(telemetry::record_request))
-        .layer(TraceLayer::new_for_http())
+        // DEBUG spans and events only: a 5xx is logged once, by `record_request`, not also as
+        // the trace layer's ERROR, which any client could trigger.
+        .layer(TraceLayer::new_for_http().on_failure(()))
         .with_state(state)
 }

@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 
 use super::config::{Config, WebhookConfig, WebhookEvent, WebhookSettings};
 use super::dto::rfc3339;
+use super::telemetry::{Severity, server_failure};
 
 /// The configured endpoints, the wake-up of the deliverer, and the per-process memory that
 /// keeps repeating events (`device.high_risk`, `attestation.failure_spike`) from flooding.
@@ -121,7 +122,11 @@ impl Webhooks {
                 created_at,
             };
             if let Err(error) = store.enqueue_webhook(&delivery).await {
-                tracing::warn!(%error, event = %event, "could not queue a webhook event");
+                server_failure(
+                    Severity::Dependency,
+                    "could not queue a webhook event",
+                    &error,
+                );
             }
         }
         self.wake.notify_one();
