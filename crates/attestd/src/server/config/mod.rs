@@ -5,6 +5,7 @@
 //! environment. Secrets (admin token, database URL credentials) are redacted in `Debug`.
 
 mod hooks;
+mod limits;
 mod sources;
 mod values;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use attest_core::apple::{AppId, EnvironmentPolicy};
 
 pub use hooks::{WebhookConfig, WebhookEvent, WebhookSettings};
+pub use limits::{LimitShare, RateLimitSettings, RateSetting};
 use sources::FileConfig;
 pub use sources::ServeArgs;
 pub use values::{
@@ -52,6 +54,9 @@ const DEFAULT_DECISION_RETENTION_DAYS: u64 = 90;
 const DEFAULT_KEY_CHURN_WINDOW_SECS: u64 = 86_400;
 const DEFAULT_FAILURE_WINDOW_SECS: u64 = 3_600;
 const DEFAULT_MAINTENANCE_INTERVAL_SECS: u64 = 60;
+/// Refusals of one sender, app and code logged in full per counting window (5 minutes by
+/// default); the rest are counted only. Enough to see what a sender tried.
+const DEFAULT_REFUSAL_LOG_SAMPLE: u32 = 10;
 const DAY_SECS: u64 = 86_400;
 
 /// The resolved configuration the server runs with.
@@ -114,6 +119,11 @@ pub struct Config {
     pub apple: crate::server::apple::AppleConfig,
     /// How often spent challenges and old decisions are purged and idle keys expired.
     pub maintenance_interval: Duration,
+    /// Per-address and per-key rate limits (`[rate_limits]`).
+    pub rate_limits: RateLimitSettings,
+    /// Refusals of one sender, app and code logged in full per counting window; the rest are
+    /// counted only (`refusal_log_sample`).
+    pub refusal_log_sample: u32,
 }
 
 impl Config {
@@ -150,6 +160,8 @@ impl Config {
             webhook_settings: WebhookSettings::default(),
             apple: crate::server::apple::AppleConfig::default(),
             maintenance_interval: Duration::from_secs(DEFAULT_MAINTENANCE_INTERVAL_SECS),
+            rate_limits: RateLimitSettings::default(),
+            refusal_log_sample: DEFAULT_REFUSAL_LOG_SAMPLE,
         }
     }
 
@@ -239,6 +251,14 @@ impl Config {
         }
         config.trust_forwarded_for =
             args.trust_x_forwarded_for || file.trust_x_forwarded_for.unwrap_or(false);
+        config.rate_limits = file.rate_limits.resolve(
+            args.rate_limit_address,
+            args.rate_limit_key,
+            args.rate_limit_share,
+        );
+        if let Some(sample) = args.refusal_log_sample.or(file.refusal_log_sample) {
+            config.refusal_log_sample = sample;
+        }
         config.webhooks = file
             .webhooks
             .into_iter()
@@ -326,6 +346,7 @@ impl Config {
             webhook.validate()?;
         }
         self.webhook_settings.validate()?;
+        self.rate_limits.validate()?;
         self.apple.validate()?;
         if self.key_churn_window.is_zero() || self.failure_window.is_zero() {
             return Err(ConfigError::Invalid(
