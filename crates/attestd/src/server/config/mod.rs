@@ -779,4 +779,75 @@ mod tests {
         };
         assert!(matches!(Config::load(&args), Err(ConfigError::File { .. })));
     }
+
+    #[test]
+    fn rate_limits_and_the_refusal_sample_come_from_the_file_and_flags_override_them() {
+        use crate::server::limits::Rate;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attestd.toml");
+        std::fs::write(
+            &path,
+            "refusal_log_sample = 3\n\
+             [rate_limits]\naddress = \"off\"\nkey = \"2/8\"\nmax_tracked = 500\n\
+             share = \"none\"\nheartbeat_secs = 30\n",
+        )
+        .unwrap();
+        let args = |flags: ServeArgs| ServeArgs {
+            config: Some(path.clone()),
+            database_url: Some("sqlite::memory:".parse().unwrap()),
+            ..flags
+        };
+        let config = Config::load(&args(ServeArgs::default())).unwrap();
+        let limits = &config.rate_limits;
+        assert_eq!(limits.address, None);
+        assert_eq!(
+            limits.key,
+            Some(Rate {
+                per_second: 2.0,
+                burst: 8.0
+            })
+        );
+        assert_eq!(limits.max_tracked, 500);
+        assert_eq!(limits.share, LimitShare::None);
+        assert_eq!(limits.heartbeat, Duration::from_secs(30));
+        assert_eq!(config.refusal_log_sample, 3);
+
+        let flags = ServeArgs {
+            rate_limit_address: Some("50/60".parse().unwrap()),
+            rate_limit_key: Some("off".parse().unwrap()),
+            rate_limit_share: Some(LimitShare::Instances),
+            refusal_log_sample: Some(0),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(&args(flags)).unwrap();
+        assert_eq!(
+            config.rate_limits.address,
+            Some(Rate {
+                per_second: 50.0,
+                burst: 60.0
+            })
+        );
+        assert_eq!(config.rate_limits.key, None);
+        assert_eq!(config.rate_limits.share, LimitShare::Instances);
+        assert_eq!(config.refusal_log_sample, 0);
+
+        // Defaults: on, 100/200 per address and 5/20 per key.
+        let defaults = Config::new("sqlite::memory:").rate_limits;
+        assert_eq!(
+            defaults.address.map(|r| (r.per_second, r.burst)),
+            Some((100.0, 200.0))
+        );
+        assert_eq!(
+            defaults.key.map(|r| (r.per_second, r.burst)),
+            Some((5.0, 20.0))
+        );
+        for bad in [
+            "[rate_limits]\naddress = \"fast\"\n",
+            "[rate_limits]\nmax_tracked = 0\n",
+            "[rate_limits]\nburst = 3\n",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(Config::load(&args(ServeArgs::default())).is_err(), "{bad}");
+        }
+    }
 }
