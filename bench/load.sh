@@ -26,7 +26,9 @@
 #   ATTESTD: an attestd binary to benchmark instead of target/release/attestd (then only
 #     attest-loadgen is built).
 #   HALF_MAX (1): also run each scenario in open loop at half the maximum just measured.
-#   SERVER_ARGS: extra `attestd serve` flags (e.g. "--database-max-connections 4").
+#   SERVER_ARGS: extra `attestd serve` flags (e.g. "--database-max-connections 4"). The rate
+#     limits are switched off (--rate-limit-address off --rate-limit-key off) when the binary
+#     has them: all the load comes from one address.
 set -euo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -112,13 +114,20 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- one server -------------------------------------------------------------------------------------
+# Every request of the load generator comes from 127.0.0.1: the rate limits (on by default) are
+# switched off, when the binary has them (older builds measured with ATTESTD= have none).
+LIMIT_ARGS=()
+if "$ATTESTD" serve --help 2>/dev/null | grep -q -- '--rate-limit-address'; then
+  LIMIT_ARGS=(--rate-limit-address off --rate-limit-key off)
+fi
 PORT=""
 start_server() { # database URL, directory
   local url="$1" dir="$2"
   mkdir -p "$dir"
   # shellcheck disable=SC2086 # SERVER_ARGS is a list of flags
   (cd "$dir" && exec "${SERVER_PIN[@]}" "$ATTESTD" serve --listen 127.0.0.1:0 --database-url "$url" \
-    --quickstart-dir "$dir/attestd-dev" --challenge-ttl 3600 --log-format json $SERVER_ARGS \
+    --quickstart-dir "$dir/attestd-dev" --challenge-ttl 3600 --log-format json \
+    "${LIMIT_ARGS[@]}" $SERVER_ARGS \
     >"$dir/server.log" 2>&1) &
   SERVER_PID=$!
   PORT=""

@@ -48,6 +48,8 @@ pub enum Expect {
     Challenge,
     /// 200 with `"valid":true`.
     Assertion,
+    /// 422 `signature_invalid`.
+    Refusal,
 }
 
 impl Expect {
@@ -55,6 +57,10 @@ impl Expect {
         match self {
             Self::Challenge => status == StatusCode::CREATED && contains(body, b"\"challenge\":\""),
             Self::Assertion => status == StatusCode::OK && contains(body, b"\"valid\":true"),
+            Self::Refusal => {
+                status == StatusCode::UNPROCESSABLE_ENTITY
+                    && contains(body, b"\"code\":\"signature_invalid\"")
+            }
         }
     }
 }

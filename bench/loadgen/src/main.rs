@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! attest-loadgen --server http://127.0.0.1:PORT --ca-dir DIR --app-id APP \
-//!     [--devices 200] [--connections 64] [--duration 10s] [--rate N] challenge|assertion ...
+//!     [--devices 200] [--connections 64] [--duration 10s] [--rate N] challenge|assertion|refusal ...
 //! ```
 //!
 //! Setup (untimed): open the connections, create and attest `--devices` simulated devices
@@ -92,6 +92,10 @@ enum Scenario {
     Challenge,
     /// `POST /v1/assertions` with pre-signed assertions from the attested devices.
     Assertion,
+    /// `POST /v1/assertions` naming the first attested device's key with a corrupted
+    /// signature: what a stranger who knows a keyId sends (422 `signature_invalid` expected).
+    /// `--plan` requests in all, spread over the connections.
+    Refusal,
 }
 
 impl Scenario {
@@ -99,6 +103,7 @@ impl Scenario {
         match self {
             Self::Challenge => "challenge",
             Self::Assertion => "assertion",
+            Self::Refusal => "refusal",
         }
     }
 }
@@ -171,6 +176,15 @@ async fn run(args: Args) -> Result<bool, String> {
             Scenario::Challenge => {
                 vec![Bodies::Repeat(setup::challenge_body(&args.app_id)); conns.len()]
             }
+            Scenario::Refusal => {
+                let attested = attested_devices(&args, &mut conns, &mut devices).await?;
+                let victim = attested
+                    .first()
+                    .ok_or("refusal: --devices must be at least 1")?;
+                let body = setup::forged_assertion_body(victim, &args.app_id);
+                let per_conn = planned_assertions(&args).div_ceil(conns.len());
+                vec![Bodies::List(Arc::new(vec![body; per_conn])); conns.len()]
+            }
             Scenario::Assertion => {
                 if args.devices < conns.len() {
                     return Err(format!(
@@ -180,29 +194,7 @@ async fn run(args: Args) -> Result<bool, String> {
                         conns.len()
                     ));
                 }
-                let attested = match &devices {
-                    Some(devices) => Arc::clone(devices),
-                    None => {
-                        let started = Instant::now();
-                        let cas = Arc::new(Cas::load(&args.ca_dir)?);
-                        let (back, attested) = setup::attest_devices(
-                            std::mem::take(&mut conns),
-                            cas,
-                            &args.app_id,
-                            args.devices,
-                        )
-                        .await?;
-                        conns = back;
-                        eprintln!(
-                            "setup: {} devices attested in {:.1} s",
-                            attested.len(),
-                            started.elapsed().as_secs_f64()
-                        );
-                        let attested = Arc::new(attested);
-                        devices = Some(Arc::clone(&attested));
-                        attested
-                    }
-                };
+                let attested = attested_devices(&args, &mut conns, &mut devices).await?;
                 let plan = planned_assertions(&args);
                 let per_conn = plan.div_ceil(conns.len());
                 let started = Instant::now();
@@ -236,6 +228,30 @@ async fn run(args: Args) -> Result<bool, String> {
     Ok(all_ok)
 }
 
+/// The attested devices, attested on first use (untimed).
+async fn attested_devices(
+    args: &Args,
+    conns: &mut Vec<Conn>,
+    devices: &mut Option<Arc<Vec<Attested>>>,
+) -> Result<Arc<Vec<Attested>>, String> {
+    if let Some(devices) = devices {
+        return Ok(Arc::clone(devices));
+    }
+    let started = Instant::now();
+    let cas = Arc::new(Cas::load(&args.ca_dir)?);
+    let (back, attested) =
+        setup::attest_devices(std::mem::take(conns), cas, &args.app_id, args.devices).await?;
+    *conns = back;
+    eprintln!(
+        "setup: {} devices attested in {:.1} s",
+        attested.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let attested = Arc::new(attested);
+    *devices = Some(Arc::clone(&attested));
+    Ok(attested)
+}
+
 fn planned_assertions(args: &Args) -> usize {
     if let Some(plan) = args.plan {
         return plan.clamp(args.connections, MAX_PLAN);
@@ -261,6 +277,7 @@ async fn timed(
     let (path, expect) = match scenario {
         Scenario::Challenge => ("/v1/challenges", Expect::Challenge),
         Scenario::Assertion => ("/v1/assertions", Expect::Assertion),
+        Scenario::Refusal => ("/v1/assertions", Expect::Refusal),
     };
     let width = conns.len();
     // Give every connection's task time to be spawned before the first intended start.

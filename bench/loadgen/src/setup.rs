@@ -221,6 +221,26 @@ pub async fn plan_assertions(
     Ok((conns, plans))
 }
 
+/// An assertion naming `victim`'s key with a corrupted signature, as a stranger who knows the
+/// keyId sends it: refused at the signature check, whatever the server has seen before.
+pub fn forged_assertion_body(victim: &Attested, app_id: &str) -> Bytes {
+    let payload = "refusal benchmark: not a challenge";
+    let object = victim
+        .device
+        .assertion(app_id, payload.as_bytes(), 1)
+        .corrupt_signature()
+        .build()
+        .object;
+    let body = json!({
+        "platform": "ios",
+        "format": "apple-app-attest",
+        "keyId": victim.key_id,
+        "payload": payload,
+        "token": STANDARD.encode(&object),
+    });
+    Bytes::from(body.to_string())
+}
+
 /// SHA-256, as the app computes clientDataHash = SHA-256(challenge) for `attestKey`.
 fn sha256(data: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)

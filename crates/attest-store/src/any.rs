@@ -7,9 +7,10 @@ use time::OffsetDateTime;
 use crate::{
     AssertionCommit, AssertionCommitted, ContextQuery, CounterAdvance, CounterAnomaly, Decision,
     DecisionFilter, DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceKey, Environment,
-    FailureCount, FailureScope, KeyContext, KeyEncryptionKey, KeyFilter, KeyId, LoggedDecision,
-    NewWebhookDelivery, PostgresStore, ReadableFile, SigningKey, SpentChallenge, SqliteStore,
-    Store, StoreError, SummaryFilter, WebhookDelivery,
+    FailureCount, FailureScope, FailureSubject, KeyContext, KeyEncryptionKey, KeyFilter, KeyId,
+    LoggedDecision, NewWebhookDelivery, PostgresStore, ReadableFile, Refusal, RefusalRecorded,
+    SenderFailures, SenderFilter, SigningKey, SpentChallenge, SqliteStore, Store, StoreError,
+    SummaryFilter, WebhookDelivery,
 };
 
 /// Connection settings shared by both backends.
@@ -344,5 +345,41 @@ impl Store for AnyStore {
 
     async fn delete_retired_signing_keys(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         dispatch!(self.delete_retired_signing_keys(before))
+    }
+
+    async fn record_refusal(&self, refusal: &Refusal<'_>) -> Result<RefusalRecorded, StoreError> {
+        dispatch!(self.record_refusal(refusal))
+    }
+
+    async fn tallied_failures(
+        &self,
+        subject: &FailureSubject,
+        since: OffsetDateTime,
+    ) -> Result<Vec<FailureCount>, StoreError> {
+        dispatch!(self.tallied_failures(subject, since))
+    }
+
+    async fn sender_failures(
+        &self,
+        filter: &SenderFilter,
+    ) -> Result<Vec<SenderFailures>, StoreError> {
+        dispatch!(self.sender_failures(filter))
+    }
+
+    async fn purge_failure_tallies(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        dispatch!(self.purge_failure_tallies(before))
+    }
+
+    async fn heartbeat(
+        &self,
+        instance: &str,
+        now: OffsetDateTime,
+        live_since: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self.heartbeat(instance, now, live_since))
+    }
+
+    async fn leave(&self, instance: &str) -> Result<(), StoreError> {
+        dispatch!(self.leave(instance))
     }
 }

@@ -427,6 +427,48 @@ macro_rules! impl_store_for {
                 self.list_webhook_deliveries_impl(filter, limit).await
             }
 
+            async fn record_refusal(
+                &self,
+                refusal: &$crate::Refusal<'_>,
+            ) -> Result<$crate::RefusalRecorded, $crate::StoreError> {
+                self.record_refusal_impl(refusal).await
+            }
+
+            async fn tallied_failures(
+                &self,
+                subject: &$crate::FailureSubject,
+                since: time::OffsetDateTime,
+            ) -> Result<Vec<$crate::FailureCount>, $crate::StoreError> {
+                self.tallied_failures_impl(subject, since).await
+            }
+
+            async fn sender_failures(
+                &self,
+                filter: &$crate::SenderFilter,
+            ) -> Result<Vec<$crate::SenderFailures>, $crate::StoreError> {
+                self.sender_failures_impl(filter).await
+            }
+
+            async fn purge_failure_tallies(
+                &self,
+                before: time::OffsetDateTime,
+            ) -> Result<u64, $crate::StoreError> {
+                self.purge_failure_tallies_impl(before).await
+            }
+
+            async fn heartbeat(
+                &self,
+                instance: &str,
+                now: time::OffsetDateTime,
+                live_since: time::OffsetDateTime,
+            ) -> Result<u64, $crate::StoreError> {
+                self.heartbeat_impl(instance, now, live_since).await
+            }
+
+            async fn leave(&self, instance: &str) -> Result<(), $crate::StoreError> {
+                self.leave_impl(instance).await
+            }
+
             async fn insert_signing_key(
                 &self,
                 key: &$crate::SigningKey,

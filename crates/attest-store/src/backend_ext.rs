@@ -413,6 +413,7 @@ macro_rules! impl_store_ext_for {
                     by_outcome: $crate::rows::convert_all(by_outcome)?,
                     by_reason: $crate::rows::convert_all(by_reason)?,
                     would_deny_devices: $crate::rows::count_from_db(devices)?,
+                    unlogged_refusals: self.unlogged_refusals(filter).await?,
                 })
             }
 

@@ -5,6 +5,7 @@
 mod any;
 mod backend;
 mod backend_ext;
+mod backend_tally;
 mod error;
 mod postgres;
 mod queries;
@@ -17,6 +18,7 @@ mod sqlite;
 mod sqlite_commit;
 mod sqlite_files;
 mod store;
+mod tally;
 mod text;
 mod webhook;
 
@@ -41,6 +43,9 @@ pub use sealing::{InvalidKeyEncryptionKey, KeyEncryptionKey, SEALED_PREFIX, Seal
 pub use sqlite::SqliteStore;
 pub use sqlite_files::ReadableFile;
 pub use store::Store;
+pub use tally::{
+    FailureSubject, Refusal, RefusalRecorded, SenderFailures, SenderFilter, window_start,
+};
 pub use webhook::{
     DeliveryAttempt, DeliveryFilter, DeliveryStatus, NewWebhookDelivery, NextAttempt,
     WebhookDelivery,

@@ -70,6 +70,10 @@ pub struct DecisionSummary {
     pub by_reason: Vec<ReasonCount>,
     /// Distinct devices with at least one decision that enforcing would deny.
     pub would_deny_devices: u64,
+    /// Refusals counted against their sender but not logged in full (beyond the sample of
+    /// each window, see [`crate::Refusal::sample`]); not in the counts above. With `since`,
+    /// those of windows starting at or after it.
+    pub unlogged_refusals: u64,
 }
 
 /// One line of [`DecisionSummary::by_outcome`].
@@ -97,10 +101,9 @@ pub struct ReasonCount {
 /// What [`crate::Store::key_context`] reads besides the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextQuery {
-    /// The requester's address: failures from it count, and keys created from it if
-    /// `count_ip_keys`.
+    /// The requester's address: keys created from it are counted if `count_ip_keys`.
     pub client_ip: Option<String>,
-    /// Failures from this time on are counted.
+    /// The device's tallied failures of windows starting at or after this time are counted.
     pub failures_since: OffsetDateTime,
     /// Keys created from this time on are counted.
     pub keys_since: OffsetDateTime,
@@ -117,8 +120,8 @@ pub struct KeyContext {
     pub key: crate::DeviceKey,
     /// Its device's keys in its app.
     pub history: crate::DeviceHistory,
-    /// Failures since `failures_since` of the key, its device or the address, by code (as
-    /// [`crate::Store::failure_counts`] with the key's app, key, device and the address).
+    /// Refusals that proved possession of a key of the key's device, in windows starting at or
+    /// after `failures_since`, by code (as [`crate::Store::tallied_failures`] of the device).
     pub failures: Vec<FailureCount>,
     /// The app's keys created from the address since `keys_since`, if asked for.
     pub keys_from_ip: Option<u64>,

@@ -255,6 +255,28 @@ impl TryFrom<FailureCountRow> for FailureCount {
 }
 
 #[derive(sqlx::FromRow)]
+pub(crate) struct SenderFailuresRow {
+    app_id: String,
+    subject: String,
+    code: String,
+    failures: i64,
+    logged: i64,
+}
+
+impl TryFrom<SenderFailuresRow> for crate::SenderFailures {
+    type Error = StoreError;
+    fn try_from(row: SenderFailuresRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            app_id: row.app_id,
+            client_ip: crate::tally::sender_address(row.subject),
+            code: row.code,
+            failures: count_from_db(row.failures)?,
+            logged: count_from_db(row.logged)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
 pub(crate) struct OutcomeCountRow {
     outcome: String,
     would_deny: i64,

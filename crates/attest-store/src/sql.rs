@@ -53,9 +53,10 @@ pub(crate) const DEVICE_KEY: &str = concat!(
 
 /// `Store::key_context`: the key, its device history and the request's risk counts in one
 /// query, with the backend's JSON aggregate for the failures by code (`$failures`, over rows
-/// `code`, `n`). `$1` key id, `$2` failures since, `$3` client address, `$4` keys since,
-/// `$5` / `$6` whether to count keys from the address / for the user (0 or 1). The failure
-/// count is `FAILURE_COUNTS` with the key's app, key, device and the address.
+/// `code`, `n`). `$1` key id, `$2` failure windows starting from, `$3` client address, `$4`
+/// keys since, `$5` / `$6` whether to count keys from the address / for the user (0 or 1). The
+/// failure count is [`TALLIED_FAILURES`] of the key's device (refusals that proved possession,
+/// migration 0109): the address's failures are the sender's, never the device's.
 macro_rules! key_context {
     ($failures:literal) => {
         concat!(
@@ -73,10 +74,10 @@ macro_rules! key_context {
                 AS keys_for_user, \
              (SELECT ",
             $failures,
-            " FROM (SELECT d.code AS code, COUNT(*) AS n FROM decisions d \
-                WHERE d.code <> 'ok' AND d.at >= $2 AND d.app_id = k.app_id \
-                AND (d.key_id = k.key_id OR d.device_id = k.device_id OR d.client_ip = $3) \
-                GROUP BY d.code) f) AS failures \
+            " FROM (SELECT t.code AS code, CAST(SUM(t.failures) AS BIGINT) AS n \
+                FROM failure_tallies t WHERE t.app_id = k.app_id AND t.scope = 'device' \
+                AND t.subject = k.device_id AND t.window_start >= $2 \
+                GROUP BY t.code) f) AS failures \
              FROM device_keys k WHERE k.key_id = $1"
         )
     };
@@ -312,3 +313,54 @@ pub(crate) const PROBE_WRITE: &str = "INSERT INTO write_probe (id, probed_at) VA
 /// Only retired keys, retired before `$1`: an unretired key is never deleted.
 pub(crate) const DELETE_RETIRED_SIGNING_KEYS: &str =
     "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1";
+
+/// `Store::record_refusal`, contract point 9: the sender's tally of the refusal's window and
+/// code gains one in one upsert (concurrent refusals are all counted), and `logged` gains one
+/// while the count before it is below the sample size `$5` (so exactly the first `$5` of the
+/// window are logged in full). Returns the new count: the refusal is logged in full iff it is
+/// at most `$5`. (Within `DO UPDATE`, `failure_tallies.failures` is the count before.)
+pub(crate) const TALLY_SENDER_REFUSAL: &str = "INSERT INTO failure_tallies \
+     (app_id, scope, subject, window_start, code, failures, logged) \
+     VALUES ($1, 'sender', $2, $3, $4, 1, CASE WHEN $5 >= 1 THEN 1 ELSE 0 END) \
+     ON CONFLICT (app_id, scope, subject, window_start, code) DO UPDATE SET \
+     failures = failure_tallies.failures + 1, \
+     logged = failure_tallies.logged \
+         + CASE WHEN failure_tallies.failures < $5 THEN 1 ELSE 0 END \
+     RETURNING failures";
+
+/// `Store::record_refusal` of a refusal that proved possession: the device's tally gains one.
+pub(crate) const TALLY_DEVICE_REFUSAL: &str = "INSERT INTO failure_tallies \
+     (app_id, scope, subject, window_start, code, failures, logged) \
+     VALUES ($1, 'device', $2, $3, $4, 1, 0) \
+     ON CONFLICT (app_id, scope, subject, window_start, code) DO UPDATE SET \
+     failures = failure_tallies.failures + 1";
+
+/// `Store::tallied_failures`: the primary key's prefix `(app_id, scope, subject)` and a range
+/// of `window_start`, so a count reads the subject's rows of the window and nothing else.
+pub(crate) const TALLIED_FAILURES: &str = "SELECT code, CAST(SUM(failures) AS BIGINT) AS count \
+     FROM failure_tallies WHERE app_id = $1 AND scope = $2 AND subject = $3 \
+     AND window_start >= $4 GROUP BY code ORDER BY code";
+
+/// `Store::sender_failures`: followed by the App ID, ` AND window_start >= ` and the time,
+/// ` AND subject = ...` for one address, then [`SENDER_FAILURES_GROUP`] and the limit.
+pub(crate) const SENDER_FAILURES: &str = "SELECT app_id, subject, code, \
+     CAST(SUM(failures) AS BIGINT) AS failures, CAST(SUM(logged) AS BIGINT) AS logged \
+     FROM failure_tallies WHERE scope = 'sender' AND app_id = ";
+pub(crate) const SENDER_FAILURES_GROUP: &str =
+    " GROUP BY app_id, subject, code ORDER BY failures DESC, subject, code LIMIT ";
+
+/// Refusals counted but not logged in full (`DecisionSummary::unlogged_refusals`), followed by
+/// ` AND ...` per set summary filter.
+pub(crate) const UNLOGGED_REFUSALS: &str = "SELECT \
+     CAST(COALESCE(SUM(failures - logged), 0) AS BIGINT) FROM failure_tallies \
+     WHERE scope = 'sender'";
+
+pub(crate) const PURGE_FAILURE_TALLIES: &str =
+    "DELETE FROM failure_tallies WHERE window_start < $1";
+
+/// `Store::heartbeat`: this instance's row, then the stale rows go, then the live ones count.
+pub(crate) const HEARTBEAT: &str = "INSERT INTO instances (id, seen_at) VALUES ($1, $2) \
+     ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at";
+pub(crate) const FORGET_STALE_INSTANCES: &str = "DELETE FROM instances WHERE seen_at < $1";
+pub(crate) const LIVE_INSTANCES: &str = "SELECT COUNT(*) FROM instances WHERE seen_at >= $1";
+pub(crate) const LEAVE: &str = "DELETE FROM instances WHERE id = $1";

@@ -7,8 +7,9 @@ use time::OffsetDateTime;
 use crate::{
     AssertionCommit, AssertionCommitted, ContextQuery, CounterAdvance, CounterAnomaly, Decision,
     DecisionFilter, DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceKey, Environment,
-    FailureCount, FailureScope, KeyContext, KeyFilter, KeyId, LoggedDecision, NewWebhookDelivery,
-    SigningKey, SpentChallenge, StoreError, SummaryFilter, WebhookDelivery,
+    FailureCount, FailureScope, FailureSubject, KeyContext, KeyFilter, KeyId, LoggedDecision,
+    NewWebhookDelivery, Refusal, RefusalRecorded, SenderFailures, SenderFilter, SigningKey,
+    SpentChallenge, StoreError, SummaryFilter, WebhookDelivery,
 };
 
 /// Persistent state of attestd: challenges, attested keys, the decision log and JWT signing
@@ -76,6 +77,12 @@ use crate::{
 /// 8. **Text holds no NUL.** Text with a NUL character is refused with
 ///    [`StoreError::Invalid`] before it reaches the database, on both backends alike
 ///    (PostgreSQL cannot store it; SQLite would, and C string APIs would cut it short).
+/// 9. **Refusals are counted exactly, logged by sample.** [`record_refusal`](Store::record_refusal)
+///    adds one to its sender's tally of its window and code (and to its proven device's) in one
+///    upsert, so concurrent refusals are all counted; of the refusals with one sender, app and
+///    code in one window exactly the first [`Refusal::sample`](crate::Refusal::sample) are
+///    logged in full, in the same transaction as their count. A refusal's rows are the two
+///    tallies and at most one decision, whatever the number of refusals before it.
 ///
 /// Errors are [`StoreError`]s; no database driver type appears in this API.
 pub trait Store: Send + Sync {
@@ -269,7 +276,9 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Vec<LoggedDecision>, StoreError>> + Send;
 
     /// Failures (decisions whose code is not `ok`) at or after `since` in `scope`, counted by
-    /// code, ordered by code.
+    /// code, ordered by code. Reads the decision log, so its cost grows with the failures it
+    /// counts, and refusals beyond each window's sample are not there: for audits, not per
+    /// request (per request: [`tallied_failures`](Store::tallied_failures)).
     fn failure_counts(
         &self,
         scope: &FailureScope,
@@ -348,4 +357,46 @@ pub trait Store: Send + Sync {
         &self,
         before: OffsetDateTime,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Counts a refused request against its sender (and its proven device) and logs it in full
+    /// if it is among the first [`Refusal::sample`](crate::Refusal::sample) of its sender, app
+    /// and code in its window, in one transaction. See the contract, point 9. Fails with
+    /// [`StoreError::Invalid`] for a decision with code `ok` or a window of 0 seconds.
+    fn record_refusal(
+        &self,
+        refusal: &Refusal<'_>,
+    ) -> impl Future<Output = Result<RefusalRecorded, StoreError>> + Send;
+
+    /// The tallied refusals of `subject` in windows starting at or after `since`, by code,
+    /// ordered by code. Reads the subject's rows of those windows only.
+    fn tallied_failures(
+        &self,
+        subject: &FailureSubject,
+        since: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<FailureCount>, StoreError>> + Send;
+
+    /// The refusals of the senders of `filter.app_id` (or of one address), by sender and code,
+    /// most refusals first.
+    fn sender_failures(
+        &self,
+        filter: &SenderFilter,
+    ) -> impl Future<Output = Result<Vec<SenderFailures>, StoreError>> + Send;
+
+    /// Forgets the tallies of windows starting before `before`; returns how many rows.
+    fn purge_failure_tallies(
+        &self,
+        before: OffsetDateTime,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Records that `instance` is alive at `now`, forgets instances not seen since
+    /// `live_since`, and returns how many are alive (this one included).
+    fn heartbeat(
+        &self,
+        instance: &str,
+        now: OffsetDateTime,
+        live_since: OffsetDateTime,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Forgets `instance` (it is stopping).
+    fn leave(&self, instance: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

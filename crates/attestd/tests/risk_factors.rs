@@ -20,7 +20,9 @@ on_both_stores!(
     new_keys_per_user_and_per_address,
     repeated_attestation_of_one_device,
     counter_regressions_and_replays_raise_the_score,
-    repeated_failures_are_counted_by_code,
+    repeated_failures_count_only_refusals_that_proved_possession,
+    a_stranger_with_only_a_key_id_moves_nothing,
+    an_old_assertion_replayed_after_its_challenge_expired_moves_nothing,
     client_clock_skew_from_a_signed_timestamp,
     development_key_in_a_published_app_and_unexpected_validation_category,
 );
@@ -359,7 +361,10 @@ async fn counter_regressions_and_replays_raise_the_score(db: &Db) {
     assert_eq!(stored["counter"], 11);
 }
 
-async fn repeated_failures_are_counted_by_code(db: &Db) {
+/// Refusals that proved possession of the key (a valid signature over a live challenge of the
+/// key: here the same accepted assertion sent again) count in `repeated_failures`, by code;
+/// forged ones from the same address do not.
+async fn repeated_failures_count_only_refusals_that_proved_possession(db: &Db) {
     let server = Server::start(db).await;
     let device = device();
     server.attest(&device).await;
@@ -370,34 +375,184 @@ async fn repeated_failures_are_counted_by_code(db: &Db) {
         .build()
         .object;
     let forged = assertion_body(&device, &challenge, &forged);
-    // Each attempt is scored with the failures before it: the fourth sees three.
-    for attempt in 1..=4 {
+    for _ in 1..=4 {
         let (status, error) = server.post("/v1/assertions", &forged).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error["code"], "signature_invalid");
+    }
+    // The forged attempts did not spend the challenge.
+    let good = device.assert(APP, challenge.as_bytes(), 1);
+    let good = assertion_body(&device, &challenge, &good);
+    let (status, body) = server.post("/v1/assertions", &good).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(points(&body, "repeated_failures"), 0, "{body}");
+    // The same assertion again, while its challenge lives: counter_invalid, proved by the
+    // device's signature. Each is scored with the failures before it: the fourth sees three.
+    for attempt in 1..=4 {
+        let (status, error) = server.post("/v1/assertions", &good).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert_eq!(error["code"], "counter_invalid");
         assert_eq!(
             points(&error["details"], "repeated_failures"),
             0,
             "{attempt}"
         );
     }
-    // The forged attempts did not spend the challenge.
-    let good = device.assert(APP, challenge.as_bytes(), 1);
-    let (status, body) = server
-        .post(
-            "/v1/assertions",
-            &assertion_body(&device, &challenge, &good),
-        )
-        .await;
+    let (status, body) = server.assert_counter(&device, APP, 2).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         factor(&body, "repeated_failures").unwrap()["evidence"],
-        "4 verification failures in 1h > threshold 3 (signature_invalid×4)"
+        "4 verification failures in 1h > threshold 3 (counter_invalid×4)"
     );
     let stored = server.admin_device(&device).await;
     assert_eq!(
-        stored["intelligence"]["failuresByCode"]["signature_invalid"],
-        4
+        stored["intelligence"]["failuresByCode"],
+        json!({ "counter_invalid": 4 }),
+        "the forged ones are the sender's, not the device's"
     );
+}
+
+/// Issue 9, item 6: ten failed assertions sent with only a victim's keyId (garbage signature,
+/// another address) took a device from 45/medium to 60/high and removed `payments`. They must
+/// leave its score and permissions alone, tell the stranger nothing about the key, and count
+/// against the stranger.
+async fn a_stranger_with_only_a_key_id_moves_nothing(db: &Db) {
+    let mut config = common::config(db);
+    config.trust_forwarded_for = true;
+    let server = Server::start_with(config).await;
+    let victim = device();
+    let answer = server
+        .attest_as(&victim, APP, json!({}), |b| b.omit_receipt())
+        .await;
+    assert_created(&answer);
+    // 45/medium: no receipt (30), new device (5), a client clock an hour behind (10).
+    let skewed = |counter: u32| {
+        let server = &server;
+        let victim = &victim;
+        async move {
+            let challenge = server.assertion_challenge(victim).await;
+            let timestamp = OffsetDateTime::now_utc().unix_timestamp() - 3600;
+            let payload = json!({ "challenge": challenge, "timestamp": timestamp }).to_string();
+            let assertion = victim.assert(APP, payload.as_bytes(), counter);
+            server
+                .post_from(
+                    "198.51.100.20",
+                    "/v1/assertions",
+                    &assertion_body(victim, &payload, &assertion),
+                )
+                .await
+        }
+    };
+    let (status, before) = skewed(1).await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    assert_eq!(
+        (before["riskScore"].as_u64(), before["riskBand"].as_str()),
+        (Some(45), Some("medium"))
+    );
+    assert_eq!(before["permissions"], json!(["basic", "payments"]));
+
+    // The stranger: the victim's keyId, garbage in every other field, another address.
+    let stranger = "203.0.113.66";
+    let challenge = server.assertion_challenge(&victim).await;
+    let forged = victim
+        .assertion(APP, challenge.as_bytes(), 2)
+        .corrupt_signature()
+        .build()
+        .object;
+    let attacks = [
+        assertion_body(&victim, &challenge, &forged),
+        assertion_body(&victim, "not a challenge", &forged),
+        assertion_body(&victim, &challenge, b"\xa1\x00garbage"),
+    ];
+    for n in 0..10 {
+        let (status, error) = server
+            .post_from(stranger, "/v1/assertions", &attacks[n % attacks.len()])
+            .await;
+        assert!(status.is_client_error(), "{status} {error}");
+        // Scored on its own: nothing about the victim's key (its missing receipt, its new
+        // device) reaches the stranger.
+        let details = &error["details"];
+        assert_eq!(factor_names(details), ["verification_failed"], "{error}");
+        assert_eq!(details["riskScore"], 60);
+    }
+
+    let (status, after) = skewed(2).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(after["riskScore"], 45, "{after}");
+    assert_eq!(after["riskBand"], "medium");
+    assert_eq!(after["permissions"], json!(["basic", "payments"]));
+    assert_eq!(points(&after, "repeated_failures"), 0);
+    let stored = server.admin_device(&victim).await;
+    assert_eq!(stored["intelligence"]["failuresByCode"], json!({}));
+    assert_eq!(
+        (
+            stored["replays"].as_u64(),
+            stored["counterRegressions"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+
+    // The stranger's refusals are counted against the stranger.
+    let sender = server
+        .admin_get(&format!("/admin/v1/senders/{stranger}"))
+        .await;
+    let senders = sender["senders"].as_array().unwrap();
+    assert_eq!(senders.len(), 1, "{sender}");
+    assert_eq!(senders[0]["address"], stranger);
+    assert_eq!(senders[0]["appId"], APP);
+    assert_eq!(senders[0]["failures"], 10, "{sender}");
+    let by_code = senders[0]["failuresByCode"].as_object().unwrap();
+    assert_eq!(
+        by_code.values().map(|n| n.as_u64().unwrap()).sum::<u64>(),
+        10
+    );
+    // A corrupted signature fails whatever the payload: 7 of the 10; the CBOR garbage 3.
+    assert_eq!(by_code["signature_invalid"], 7, "{sender}");
+    let app = server
+        .admin_get(&format!("/admin/v1/apps/{APP}/senders"))
+        .await;
+    assert_eq!(app["senders"][0]["address"], stranger, "{app}");
+    let victim_address = server.admin_get("/admin/v1/senders/198.51.100.20").await;
+    assert_eq!(victim_address["senders"], json!([]), "{victim_address}");
+    let metrics = server.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("attestd_refusals_total{")
+                && line.contains(&format!("app=\"{APP}\""))
+                && line.contains("proof=\"none\"")),
+        "{metrics}"
+    );
+}
+
+/// An assertion the device made long ago, sent again once its challenge expired (anyone who
+/// once saw it can): refused, but neither a replay of the key nor a failure of its device.
+async fn an_old_assertion_replayed_after_its_challenge_expired_moves_nothing(db: &Db) {
+    let mut config = common::config(db);
+    config.challenge_ttl = std::time::Duration::from_secs(1);
+    let server = Server::start_with(config).await;
+    let device = device();
+    server.attest(&device).await;
+    let challenge = server.assertion_challenge(&device).await;
+    let assertion = device.assert(APP, challenge.as_bytes(), 1);
+    let captured = assertion_body(&device, &challenge, &assertion);
+    let (status, body) = server.post("/v1/assertions", &captured).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Expiry is kept in whole seconds: two seconds are past any one-second challenge.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    for _ in 0..3 {
+        let (status, error) = server.post("/v1/assertions", &captured).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+        assert_eq!(error["code"], "counter_invalid");
+        assert_eq!(factor_names(&error["details"]), ["verification_failed"]);
+    }
+    let stored = server.admin_device(&device).await;
+    assert_eq!(stored["replays"], 0, "{stored}");
+    assert_eq!(stored["intelligence"]["failuresByCode"], json!({}));
+    let (status, good) = server.assert_counter(&device, APP, 2).await;
+    assert_eq!(status, StatusCode::OK, "{good}");
+    assert_eq!(points(&good, "replay_attempt"), 0);
+    assert_eq!(points(&good, "repeated_failures"), 0);
 }
 
 async fn client_clock_skew_from_a_signed_timestamp(db: &Db) {

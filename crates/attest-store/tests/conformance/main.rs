@@ -13,6 +13,7 @@ mod harness;
 mod suite;
 mod suite_ext;
 mod suite_secrets;
+mod suite_tally;
 mod suite_webhooks;
 
 /// Generates one `#[tokio::test]` per contract and backend.
@@ -82,4 +83,8 @@ contract_tests!(
     the_write_probe_commits_again_and_again,
     only_retired_signing_keys_are_deleted_and_only_before_the_bound,
     text_with_a_nul_is_refused_as_invalid,
+    identical_refusals_are_all_counted_and_only_a_sample_is_logged,
+    a_proven_refusal_counts_against_its_device_and_windows_are_read_exactly,
+    refusals_outside_their_domain_are_refused,
+    instances_count_those_seen_recently,
 );

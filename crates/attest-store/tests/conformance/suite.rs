@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 pub use crate::suite_ext::*;
 pub use crate::suite_secrets::*;
+pub use crate::suite_tally::*;
 pub use crate::suite_webhooks::*;
 
 use attest_store::{

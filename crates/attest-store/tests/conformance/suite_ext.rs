@@ -5,8 +5,8 @@ use std::sync::Arc;
 use attest_store::{
     ContextQuery, CounterAdvance, CounterAnomaly, Decision, DecisionFactor, DecisionFilter,
     DecisionKind, DecisionReason, DeviceHistory, DeviceKey, Environment, FailureCount,
-    FailureScope, KeyFilter, Outcome, OutcomeCount, PolicyMode, ReasonCount, RevocationReason,
-    Store, StoreError, SummaryFilter,
+    FailureScope, FailureSubject, KeyFilter, Outcome, OutcomeCount, PolicyMode, ReasonCount,
+    Refusal, RevocationReason, Store, StoreError, SummaryFilter,
 };
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
@@ -754,35 +754,41 @@ pub async fn a_key_context_counts_what_the_separate_queries_count<S: Store>(stor
         other.client_ip = ip.map(str::to_owned);
         store.insert_device_key(&other).await.expect("insert");
     }
-    for entry in [
-        Decision {
+    // Refusals that proved possession of a key of d1 count (the key's own and key 2's), in the
+    // window; one naming key 1 that proved nothing, one before the window and one of another
+    // app do not.
+    let refusal = |at: OffsetDateTime, code: &str, app: &str, proven: Option<&'static str>| {
+        let decision = Decision {
             key_id: Some(key_id(1)),
-            ..failure(at(1), "nonce_mismatch", DecisionKind::Assertion)
-        },
-        Decision {
-            device_id: Some("d1".into()),
-            ..failure(at(2), "nonce_mismatch", DecisionKind::Assertion)
-        },
-        Decision {
             client_ip: Some("10.0.0.9".into()),
-            ..failure(at(3), "challenge_invalid", DecisionKind::Attestation)
-        },
-        Decision {
-            key_id: Some(key_id(1)),
-            ..failure(at(-50), "signature_invalid", DecisionKind::Assertion)
-        },
-        Decision {
+            app_id: app.to_owned(),
+            ..failure(at, code, DecisionKind::Assertion)
+        };
+        (decision, proven)
+    };
+    for (decision, proven) in [
+        refusal(at(1), "counter_invalid", APP, Some("d1")),
+        refusal(at(2), "counter_invalid", APP, Some("d1")),
+        refusal(at(3), "challenge_invalid", APP, Some("d1")),
+        refusal(at(3), "signature_invalid", APP, None),
+        refusal(at(-500), "counter_regressed", APP, Some("d1")),
+        refusal(at(4), "malformed", OTHER_APP, Some("d1")),
+    ] {
+        let counted = Refusal {
+            decision: &decision,
+            proven_device: proven,
+            window_seconds: 300,
+            sample: 10,
+        };
+        store.record_refusal(&counted).await.expect("record");
+    }
+    store
+        .record_decision(&Decision {
             key_id: Some(key_id(1)),
             ..decision(at(4), APP, Some(1), Outcome::Allow)
-        },
-        Decision {
-            key_id: Some(key_id(1)),
-            app_id: OTHER_APP.into(),
-            ..failure(at(4), "malformed", DecisionKind::Attestation)
-        },
-    ] {
-        store.record_decision(&entry).await.expect("record");
-    }
+        })
+        .await
+        .expect("record");
     let query = ContextQuery {
         client_ip: Some("10.0.0.9".into()),
         failures_since: T0,
@@ -804,16 +810,25 @@ pub async fn a_key_context_counts_what_the_separate_queries_count<S: Store>(stor
             first_seen: Some(at(0))
         }
     );
-    let scope = FailureScope {
-        app_id: Some(APP.into()),
-        key_id: Some(key_id(1)),
-        device_id: Some("d1".into()),
-        client_ip: Some("10.0.0.9".into()),
-        ..FailureScope::default()
+    let subject = FailureSubject::Device {
+        app_id: APP.into(),
+        device_id: "d1".into(),
     };
-    let separately = store.failure_counts(&scope, T0).await.expect("counts");
+    let separately = store.tallied_failures(&subject, T0).await.expect("counts");
     assert_eq!(context.failures, separately);
-    assert_eq!(context.failures.len(), 2);
+    assert_eq!(
+        context.failures,
+        [
+            FailureCount {
+                code: "challenge_invalid".into(),
+                count: 1
+            },
+            FailureCount {
+                code: "counter_invalid".into(),
+                count: 2
+            },
+        ]
+    );
     let keys = |filter: KeyFilter| {
         let store = &store;
         async move { store.count_device_keys(&filter).await.expect("count") }
@@ -851,7 +866,10 @@ pub async fn a_key_context_counts_what_the_separate_queries_count<S: Store>(stor
         .expect("context")
         .expect("the key exists");
     assert_eq!((context.keys_from_ip, context.keys_for_user), (None, None));
-    assert_eq!(context.failures.len(), 1, "{:?}", context.failures);
+    assert_eq!(
+        context.failures, separately,
+        "the device's failures, whatever the address"
+    );
     assert_eq!(
         store.key_context(key_id(9), &lean).await.expect("context"),
         None

@@ -140,6 +140,15 @@ pub enum ApiError {
     /// The route exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A rate limit refused the request before it was processed; retry after
+    /// `retry_after_seconds` (also in `Retry-After`).
+    #[error("too many requests: retry after {retry_after_seconds} s")]
+    RateLimited {
+        /// `address` or `key`: which limit.
+        limit: &'static str,
+        /// When a retry may pass.
+        retry_after_seconds: u64,
+    },
     /// The request took longer than the configured timeout.
     #[error("request timed out")]
     Timeout,
@@ -222,6 +231,7 @@ impl ApiError {
             | Self::PolicyDenied { .. } => StatusCode::FORBIDDEN,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout | Self::Unavailable | Self::NotReady { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -261,6 +271,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::DeviceNotFound => "device_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
             Self::NotReady { .. } => "not_ready",
@@ -295,6 +306,7 @@ impl ApiError {
         "not_found",
         "device_not_found",
         "method_not_allowed",
+        "rate_limited",
         "timeout",
         "unavailable",
         "not_ready",
@@ -309,6 +321,10 @@ impl ApiError {
             } => json!({ "field": field }),
             Self::BodyTooLarge { limit } => json!({ "limitBytes": limit }),
             Self::NotReady { reason } => json!({ "reason": reason }),
+            Self::RateLimited {
+                limit,
+                retry_after_seconds,
+            } => json!({ "limit": limit, "retryAfterSeconds": retry_after_seconds }),
             Self::UnsupportedPlatform { field, value } => json!({ "field": field, "value": value }),
             Self::UnknownApp(app_id) => json!({ "appId": app_id }),
             Self::Verification(AppleError::ReceiptInvalid(receipt)) => {
@@ -404,6 +420,15 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Self::RateLimited {
+            retry_after_seconds,
+            ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        }
         response
     }
 }
@@ -497,6 +522,10 @@ mod tests {
             ApiError::NotFound,
             ApiError::DeviceNotFound,
             ApiError::MethodNotAllowed,
+            ApiError::RateLimited {
+                limit: "address",
+                retry_after_seconds: 1,
+            },
             ApiError::Timeout,
             ApiError::Unavailable,
             ApiError::NotReady {

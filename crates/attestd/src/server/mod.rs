@@ -16,6 +16,7 @@ mod dto;
 mod error;
 mod extract;
 mod flows;
+pub mod limits;
 mod link;
 pub mod listener;
 mod openapi;
@@ -42,8 +43,8 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use tokio::net::TcpListener;
 
 pub use config::{
-    AppConfig, Config, ConfigError, LogFormat, ServeArgs, TrustRoot, WebhookConfig, WebhookEvent,
-    WebhookSettings,
+    AppConfig, Config, ConfigError, LimitShare, LogFormat, RateLimitSettings, ServeArgs, TrustRoot,
+    WebhookConfig, WebhookEvent, WebhookSettings,
 };
 pub use error::ApiError;
 pub use openapi::ApiDoc;
@@ -177,6 +178,7 @@ pub async fn run(
     let tokens = Tokens::load_or_create(&store, tokens::longest_ttl(&config.apps)).await?;
     let apple = apple::Apple::new(&config)?;
     let challenges = challenge_key(&store).await?;
+    let config_limits = config.rate_limits.clone();
     let state = Arc::new(AppState {
         apple,
         challenges,
@@ -188,7 +190,11 @@ pub async fn run(
         apps,
         tokens,
         readiness: readiness::Readiness::default(),
+        limits: limits::RateLimits::new(&config_limits),
     });
+    // Before serving: an instance joining a cluster splits the limits from its first request.
+    state.limits.heartbeat(&state.store).await;
+    let limiter = tokio::spawn(limits::maintain(Arc::clone(&state)));
     let maintenance = tokio::spawn(maintain(Arc::clone(&state)));
     let refresher = apple::scheduler::start(&state);
     let (stop_deliveries, deliveries_stopped) = tokio::sync::watch::channel(false);
@@ -223,6 +229,7 @@ pub async fn run(
     let router = routes::router(Arc::clone(&state));
     listener::serve(listener, router, limits, shutdown).await;
     maintenance.abort();
+    limiter.abort();
     let started = shutdown_started
         .get()
         .copied()
@@ -238,6 +245,8 @@ pub async fn run(
     }
     // Wait for the aborted tasks so that nothing uses the store after it is closed.
     let _ = maintenance.await;
+    let _ = limiter.await;
+    state.limits.leave(&state.store).await;
     if let Some(refresher) = refresher {
         refresher.stop().await;
     }
@@ -331,6 +340,7 @@ async fn maintain(state: Arc<AppState>) {
                 }
                 expire_idle_keys(&state, now).await;
                 purge_decisions(&state, now).await;
+                purge_failure_tallies(&state, now).await;
             }
             _ = refresh.tick() => {
                 if let Err(error) = state.tokens.refresh(&state.store).await {
@@ -373,6 +383,22 @@ async fn purge_decisions(state: &AppState, now: time::OffsetDateTime) {
     if purged > 0 {
         metrics::counter!("attestd_decisions_purged_total").increment(purged);
         tracing::info!(purged, "old decisions deleted");
+    }
+}
+
+/// How long refusal tallies are kept at least: the admin API shows a sender's refusals of the
+/// last day.
+const FAILURE_TALLY_RETENTION: time::Duration = time::Duration::DAY;
+
+/// Forgets refusal tallies older than both the failure window and a day.
+async fn purge_failure_tallies(state: &AppState, now: time::OffsetDateTime) {
+    let window = risk::gather::to_time(state.config.failure_window)
+        + time::Duration::seconds(i64::from(risk::gather::tally_seconds(&state.config)));
+    let before = now - window.max(FAILURE_TALLY_RETENTION);
+    match state.store.purge_failure_tallies(before).await {
+        Ok(0) => {}
+        Ok(purged) => tracing::debug!(purged, "old refusal tallies forgotten"),
+        Err(error) => tracing::warn!(%error, "could not purge refusal tallies"),
     }
 }
 

@@ -39,6 +39,8 @@ pub struct AppState {
     pub challenges: super::challenge::Challenges,
     /// `/readyz`: the last write probe.
     pub readiness: super::readiness::Readiness,
+    /// Per-address and per-key rate limits.
+    pub limits: super::limits::RateLimits,
 }
 
 /// One accepted app and the verifier that applies to it.

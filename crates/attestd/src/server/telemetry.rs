@@ -125,6 +125,19 @@ fn describe() {
         "Failed accepts that paused the listener (out of file descriptors or memory)"
     );
     metrics::describe_counter!(
+        "attestd_refusals_total",
+        "Refused requests by app, proof (possession: counted against the key's device too; \
+         none: against the sender only) and logged (full, or counted only)"
+    );
+    metrics::describe_counter!(
+        "attestd_rate_limited_total",
+        "Requests answered 429 rate_limited, by limit (address, key)"
+    );
+    metrics::describe_gauge!(
+        "attestd_rate_limit_instances",
+        "Instances the rate limits are split between"
+    );
+    metrics::describe_counter!(
         "attestd_webhook_deliveries_total",
         "Webhook delivery attempts by event and result (delivered, retry, failed)"
     );

@@ -149,6 +149,9 @@ pub fn config(db: &Db) -> Config {
         der: receipts.root_der().to_vec(),
     }];
     config.admin_token = Some(attestd::server::config::Secret::new(ADMIN_TOKEN));
+    // Every test request comes from 127.0.0.1: the limits have tests of their own
+    // (tests/rate_limits.rs), the others must not depend on the machine's speed.
+    config.rate_limits = attestd::server::RateLimitSettings::off();
     config
 }
 
@@ -218,6 +221,25 @@ impl Server {
         let response = self
             .client
             .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        answer(response).await
+    }
+
+    /// POSTs `body` as if from `client_ip` (`X-Forwarded-For`: the server must trust it, see
+    /// `Config::trust_forwarded_for`).
+    pub async fn post_from(
+        &self,
+        client_ip: &str,
+        path: &str,
+        body: &Value,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("x-forwarded-for", client_ip)
             .json(body)
             .send()
             .await

@@ -5,6 +5,7 @@
 //! environment. Secrets (admin token, database URL credentials) are redacted in `Debug`.
 
 mod hooks;
+mod limits;
 mod sources;
 mod values;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use attest_core::apple::{AppId, EnvironmentPolicy};
 
 pub use hooks::{WebhookConfig, WebhookEvent, WebhookSettings};
+pub use limits::{LimitShare, RateLimitSettings, RateSetting};
 use sources::FileConfig;
 pub use sources::ServeArgs;
 pub use values::{
@@ -61,6 +63,9 @@ const DEFAULT_DECISION_RETENTION_DAYS: u64 = 90;
 const DEFAULT_KEY_CHURN_WINDOW_SECS: u64 = 86_400;
 const DEFAULT_FAILURE_WINDOW_SECS: u64 = 3_600;
 const DEFAULT_MAINTENANCE_INTERVAL_SECS: u64 = 60;
+/// Refusals of one sender, app and code logged in full per counting window (5 minutes by
+/// default); the rest are counted only. Enough to see what a sender tried.
+const DEFAULT_REFUSAL_LOG_SAMPLE: u32 = 10;
 const DAY_SECS: u64 = 86_400;
 
 /// The resolved configuration the server runs with.
@@ -134,6 +139,11 @@ pub struct Config {
     pub apple: crate::server::apple::AppleConfig,
     /// How often spent challenges and old decisions are purged and idle keys expired.
     pub maintenance_interval: Duration,
+    /// Per-address and per-key rate limits (`[rate_limits]`).
+    pub rate_limits: RateLimitSettings,
+    /// Refusals of one sender, app and code logged in full per counting window; the rest are
+    /// counted only (`refusal_log_sample`).
+    pub refusal_log_sample: u32,
 }
 
 impl Config {
@@ -174,6 +184,8 @@ impl Config {
             webhook_settings: WebhookSettings::default(),
             apple: crate::server::apple::AppleConfig::default(),
             maintenance_interval: Duration::from_secs(DEFAULT_MAINTENANCE_INTERVAL_SECS),
+            rate_limits: RateLimitSettings::default(),
+            refusal_log_sample: DEFAULT_REFUSAL_LOG_SAMPLE,
         }
     }
 
@@ -263,6 +275,14 @@ impl Config {
         }
         config.trust_forwarded_for =
             args.trust_x_forwarded_for || file.trust_x_forwarded_for.unwrap_or(false);
+        config.rate_limits = file.rate_limits.resolve(
+            args.rate_limit_address,
+            args.rate_limit_key,
+            args.rate_limit_share,
+        );
+        if let Some(sample) = args.refusal_log_sample.or(file.refusal_log_sample) {
+            config.refusal_log_sample = sample;
+        }
         config.webhooks = file
             .webhooks
             .into_iter()
@@ -362,6 +382,7 @@ impl Config {
             webhook.validate()?;
         }
         self.webhook_settings.validate()?;
+        self.rate_limits.validate()?;
         self.apple.validate()?;
         if self.key_churn_window.is_zero() || self.failure_window.is_zero() {
             return Err(ConfigError::Invalid(
@@ -845,5 +866,76 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(matches!(Config::load(&args), Err(ConfigError::File { .. })));
+    }
+
+    #[test]
+    fn rate_limits_and_the_refusal_sample_come_from_the_file_and_flags_override_them() {
+        use crate::server::limits::Rate;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attestd.toml");
+        std::fs::write(
+            &path,
+            "refusal_log_sample = 3\n\
+             [rate_limits]\naddress = \"off\"\nkey = \"2/8\"\nmax_tracked = 500\n\
+             share = \"none\"\nheartbeat_secs = 30\n",
+        )
+        .unwrap();
+        let args = |flags: ServeArgs| ServeArgs {
+            config: Some(path.clone()),
+            database_url: Some("sqlite::memory:".parse().unwrap()),
+            ..flags
+        };
+        let config = Config::load(&args(ServeArgs::default())).unwrap();
+        let limits = &config.rate_limits;
+        assert_eq!(limits.address, None);
+        assert_eq!(
+            limits.key,
+            Some(Rate {
+                per_second: 2.0,
+                burst: 8.0
+            })
+        );
+        assert_eq!(limits.max_tracked, 500);
+        assert_eq!(limits.share, LimitShare::None);
+        assert_eq!(limits.heartbeat, Duration::from_secs(30));
+        assert_eq!(config.refusal_log_sample, 3);
+
+        let flags = ServeArgs {
+            rate_limit_address: Some("50/60".parse().unwrap()),
+            rate_limit_key: Some("off".parse().unwrap()),
+            rate_limit_share: Some(LimitShare::Instances),
+            refusal_log_sample: Some(0),
+            ..ServeArgs::default()
+        };
+        let config = Config::load(&args(flags)).unwrap();
+        assert_eq!(
+            config.rate_limits.address,
+            Some(Rate {
+                per_second: 50.0,
+                burst: 60.0
+            })
+        );
+        assert_eq!(config.rate_limits.key, None);
+        assert_eq!(config.rate_limits.share, LimitShare::Instances);
+        assert_eq!(config.refusal_log_sample, 0);
+
+        // Defaults: on, 100/200 per address and 5/20 per key.
+        let defaults = Config::new("sqlite::memory:").rate_limits;
+        assert_eq!(
+            defaults.address.map(|r| (r.per_second, r.burst)),
+            Some((100.0, 200.0))
+        );
+        assert_eq!(
+            defaults.key.map(|r| (r.per_second, r.burst)),
+            Some((5.0, 20.0))
+        );
+        for bad in [
+            "[rate_limits]\naddress = \"fast\"\n",
+            "[rate_limits]\nmax_tracked = 0\n",
+            "[rate_limits]\nburst = 3\n",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(Config::load(&args(ServeArgs::default())).is_err(), "{bad}");
+        }
     }
 }

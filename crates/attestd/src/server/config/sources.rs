@@ -160,6 +160,22 @@ pub struct ServeArgs {
     /// sets it) [default: the connection's address].
     #[arg(long, env = "ATTESTD_TRUST_X_FORWARDED_FOR")]
     pub trust_x_forwarded_for: bool,
+    /// Requests per client address: `RATE/BURST` (a second / at once), `RATE`, or `off`
+    /// (health, readiness and metrics are never limited) [default: 100/200].
+    #[arg(long, env = "ATTESTD_RATE_LIMIT_ADDRESS", value_name = "RATE/BURST")]
+    pub rate_limit_address: Option<super::RateSetting>,
+    /// Assertions per key (counted when they prove possession of the key): `RATE/BURST`,
+    /// `RATE`, or `off` [default: 5/20].
+    #[arg(long, env = "ATTESTD_RATE_LIMIT_KEY", value_name = "RATE/BURST")]
+    pub rate_limit_key: Option<super::RateSetting>,
+    /// How instances sharing a database split the limits: `instances` (each enforces 1/N) or
+    /// `none` (each enforces the whole limit) [default: instances].
+    #[arg(long, env = "ATTESTD_RATE_LIMIT_SHARE", value_enum)]
+    pub rate_limit_share: Option<super::LimitShare>,
+    /// Refusals of one sender, app and code logged in full per counting window (the rest are
+    /// counted only) [default: 10].
+    #[arg(long, env = "ATTESTD_REFUSAL_LOG_SAMPLE", value_name = "N")]
+    pub refusal_log_sample: Option<u32>,
     /// Apple credentials and receipt refresh (see docs/apple.md).
     #[command(flatten)]
     pub apple: crate::server::apple::AppleArgs,
@@ -203,6 +219,9 @@ pub(super) struct FileConfig {
     pub(super) webhooks: Vec<FileWebhook>,
     #[serde(default)]
     pub(super) webhook_delivery: FileWebhookDelivery,
+    #[serde(default)]
+    pub(super) rate_limits: super::limits::FileRateLimits,
+    pub(super) refusal_log_sample: Option<u32>,
     pub(super) apple: Option<crate::server::apple::FileApple>,
 }
 

@@ -69,7 +69,8 @@ pub struct DeviceDetail {
     /// The key asked for.
     #[serde(flatten)]
     pub key: DeviceView,
-    /// What the server knows about its device (failures: all time).
+    /// What the server knows about its device (failures: every refusal that proved possession
+    /// of one of its keys and is still tallied, the last day at least).
     pub intelligence: DeviceIntelligence,
     /// Every key of the device, oldest first; `supersededBy` links each replaced key to its
     /// successor.
@@ -274,6 +275,10 @@ pub struct SummaryView {
     pub by_outcome: Vec<OutcomeCountView>,
     /// By outcome and failed rule (a decision with two failed rules counts under both).
     pub by_reason: Vec<ReasonCountView>,
+    /// Refusals counted against their sender but not logged in full (past each sender's
+    /// sample of `refusal_log_sample` per code and window); not in the counts above. See
+    /// `GET /admin/v1/apps/{appId}/senders`.
+    pub unlogged_refusals: u64,
 }
 
 /// Decisions of one outcome.
@@ -329,6 +334,7 @@ impl SummaryView {
             would_deny: sum(&|c| c.would_deny),
             would_deny_allowed: sum(&|c| c.would_deny && c.outcome != "deny"),
             would_deny_devices: summary.would_deny_devices,
+            unlogged_refusals: summary.unlogged_refusals,
             by_reason: summary
                 .by_reason
                 .iter()

@@ -2,6 +2,7 @@
 
 mod admin;
 mod risk;
+mod senders;
 
 pub use admin::{
     DecisionList, DecisionLogView, DecisionQuery, DeliveryList, DeliveryQuery, DeliveryView,
@@ -11,6 +12,7 @@ pub use admin::{
 pub use risk::{
     DecisionView, DeviceCheckView, DeviceIntelligence, FactorView, ReasonView, RiskView,
 };
+pub use senders::{SenderList, SenderQuery, SenderView, senders_of};
 
 use attest_store::DeviceKey;
 use serde::{Deserialize, Serialize};

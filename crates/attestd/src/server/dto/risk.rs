@@ -146,8 +146,10 @@ pub struct DeviceIntelligence {
     pub counter_regressions: u64,
     /// Replayed assertions over the device's keys.
     pub replays: u64,
-    /// Recent failures of this key, device or address, by code (window: the configured
-    /// failure window; all time on the admin API).
+    /// Refusals that proved possession of a key of this device, by code (window: the configured
+    /// failure window; on the admin API every one still tallied). A refusal that proved nothing
+    /// (a bad signature, an unknown challenge: anyone can send one with a keyId) is counted
+    /// against its sender instead (`GET /admin/v1/senders/{address}`).
     pub failures_by_code: BTreeMap<String, u64>,
     /// Apple's answer about the DeviceCheck token sent with this request; absent when none
     /// was sent.

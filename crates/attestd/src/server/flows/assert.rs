@@ -1,6 +1,11 @@
 //! Accepting an assertion: the key must be known, live (not revoked, superseded or expired) and
 //! its counter must move forward; a counter that went backwards is told apart from a replay.
 //!
+//! A refusal counts against the key's device only if the request proved possession of the key
+//! (see [`Proof`]): a stranger who knows a keyId can send garbage in its name, or replay an old
+//! assertion of it, and must not move its risk. Such refusals are scored on their own (no fact
+//! about the key goes into the answer) and count against their sender.
+//!
 //! The hot path costs two database round trips: one read (the key with its device's history
 //! and the risk signals' counts, [`Store::key_context`]) and one write transaction (challenge spent, counter advanced,
 //! decision logged: [`Store::commit_assertion`]). The decision is made before that
@@ -8,7 +13,9 @@
 //! advance the counter (a concurrent request won), the request is refused and decided again
 //! as a failure.
 
+use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Instant;
 
 use attest_core::apple::assertion::{AssertionRequest, hash_client_data, verify_assertion};
 use attest_core::apple::{AppleError, KeyId};
@@ -19,7 +26,7 @@ use attest_store::{
 use time::OffsetDateTime;
 
 use super::{
-    IssuedChallenge, challenge_in_payload, decide_verified, denial, issue_challenge, now,
+    IssuedChallenge, Proof, challenge_in_payload, decide_verified, denial, issue_challenge, now,
     open_challenge, refuse,
 };
 use crate::server::challenge::{ChallengePurpose, OpenedChallenge};
@@ -66,25 +73,31 @@ pub async fn assert(
     input: AssertInput<'_>,
 ) -> Result<Asserted, ApiError> {
     let started = now();
+    // Checked before any work, charged only once the request proves possession of the key.
+    state.limits.check_key(input.key_id, Instant::now())?;
     let query = context_query(state, &input.context, started);
     let Some(context) = state.store.key_context(input.key_id.0, &query).await? else {
-        let subject = Subject::claimed(
-            DecisionKind::Assertion,
-            None,
-            Some(input.key_id),
-            &input.context,
-        );
-        return Err(refuse(state, route, &subject, ApiError::KeyUnknown, started).await);
+        let subject = stranger(None, &input);
+        let error = ApiError::KeyUnknown;
+        return Err(refuse(state, route, &subject, error, Proof::None, started).await);
     };
     let prefetched = Prefetched::of(&context);
     let (mut key, history) = (context.key, context.history);
     let app = state.apps.get(&key.app_id).map(Arc::clone);
     let checked = check(state, app.as_deref(), &mut key, &input, started).await;
     let (app, (counter, challenge)) = match (app.as_deref(), checked) {
-        (Some(app), Ok(checked)) => (app, checked),
-        (_, Err(error)) => {
-            let subject = subject_of(app.as_deref(), &key, history, &input, &prefetched);
-            return Err(refuse(state, route, &subject, error, started).await);
+        (Some(app), Ok(checked)) => {
+            state.limits.charge_key(input.key_id, Instant::now());
+            (app, checked)
+        }
+        (app, Err(Refused::Proven(error))) => {
+            state.limits.charge_key(input.key_id, Instant::now());
+            let subject = subject_of(app, &key, history, &input, &prefetched);
+            return Err(refuse(state, route, &subject, error, Proof::Possession, started).await);
+        }
+        (app, Err(Refused::Unproven(error))) => {
+            let subject = stranger(app, &input);
+            return Err(refuse(state, route, &subject, error, Proof::None, started).await);
         }
         (None, Ok(_)) => return Err(ApiError::Internal),
     };
@@ -124,8 +137,9 @@ pub async fn assert(
             }
             Refusal::Other(error) => error,
         };
+        // The signature verified over a live challenge of this key: possession proved.
         let subject = subject_of(Some(app), &key, history, &input, &prefetched);
-        return Err(refuse(state, route, &subject, error, started).await);
+        return Err(refuse(state, route, &subject, error, Proof::Possession, started).await);
     }
     count_verification(DecisionKind::Assertion.as_str(), "ok");
     let subject = subject_of(Some(app), &key, history, &input, &prefetched);
@@ -182,7 +196,7 @@ fn refusal(committed: AssertionCommitted) -> Option<Refusal> {
     })
 }
 
-/// What the risk evaluation of an assertion is about.
+/// What the risk evaluation of an assertion that proved possession of its key is about.
 fn subject_of<'a>(
     app: Option<&'a App>,
     key: &'a DeviceKey,
@@ -207,16 +221,44 @@ fn subject_of<'a>(
     }
 }
 
+/// What the risk evaluation of an assertion that proved nothing is about: the app of the key it
+/// named and the keyId itself (logged, to show what was tried), nothing of the key's device.
+fn stranger<'a>(app: Option<&'a App>, input: &'a AssertInput<'_>) -> Subject<'a> {
+    Subject::claimed(
+        DecisionKind::Assertion,
+        app,
+        Some(input.key_id),
+        &input.context,
+    )
+}
+
+/// Why [`check`] refused an assertion, with what the request proved.
+enum Refused {
+    /// The signature verified over a live challenge of the key (see [`Proof::Possession`]).
+    Proven(ApiError),
+    /// Nothing about the key was proved.
+    Unproven(ApiError),
+}
+
+impl<E: Into<ApiError>> From<E> for Refused {
+    /// Any error before possession is proved.
+    fn from(error: E) -> Self {
+        Self::Unproven(error.into())
+    }
+}
+
 /// The checks that need no write, in order: app, liveness, signature and counter against the
 /// stored key, and the challenge the client data carries (authentic, for this app and key, not
-/// expired; spent by the commit). Counter anomalies are recorded on the key (and in `key`).
+/// expired; spent by the commit). A counter that did not move forward is recorded on the key
+/// (and in `key`) only once the challenge shows the signature is fresh: the same counter under a
+/// stale challenge is an old assertion sent again, which anyone who once saw it can do.
 async fn check(
     state: &AppState,
     app: Option<&App>,
     key: &mut DeviceKey,
     input: &AssertInput<'_>,
     at: OffsetDateTime,
-) -> Result<(u32, OpenedChallenge), ApiError> {
+) -> Result<(u32, OpenedChallenge), Refused> {
     let app = app.ok_or_else(|| ApiError::UnknownApp(key.app_id.clone()))?;
     check_live(state, key, at).await?;
     let public_key = state
@@ -233,26 +275,34 @@ async fn check(
         app_ids: &app.ids,
         previous_counter: key.counter,
     };
-    let verified = match verify_assertion(input.assertion, &request) {
-        Ok(verified) => verified,
+    let verified = verify_assertion(input.assertion, &request);
+    // Step 6 — the client data carries a challenge this server issued for this key.
+    let challenge = |value: Option<Cow<'_, str>>| {
+        let value = value.ok_or(ApiError::ChallengeInvalid)?;
+        open_challenge(
+            state,
+            &value,
+            app,
+            ChallengePurpose::Assertion,
+            Some(input.key_id),
+            at,
+        )
+    };
+    match verified {
+        Ok(verified) => {
+            let challenge = challenge(challenge_in_payload(input.payload))?;
+            Ok((verified.counter(), challenge))
+        }
         // The signature verified (it is checked first), the counter did not move forward.
         Err(AppleError::CounterInvalid { counter, .. }) => {
             let stored = key.counter;
-            return Err(anomaly(state, key, counter, stored).await);
+            if challenge(challenge_in_payload(input.payload)).is_err() {
+                return Err(Refused::Unproven(counter_error(counter, stored).1));
+            }
+            Err(Refused::Proven(anomaly(state, key, counter, stored).await))
         }
-        Err(error) => return Err(error.into()),
-    };
-    // Step 6 — the client data carries a challenge this server issued for this key.
-    let value = challenge_in_payload(input.payload).ok_or(ApiError::ChallengeInvalid)?;
-    let challenge = open_challenge(
-        state,
-        &value,
-        app,
-        ChallengePurpose::Assertion,
-        Some(input.key_id),
-        at,
-    )?;
-    Ok((verified.counter(), challenge))
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Refuses a key that is revoked, superseded or expired; expires a key idle past the limit.
@@ -289,23 +339,32 @@ async fn check_live(
     Err(ApiError::KeyExpired)
 }
 
-/// Records a counter that did not move forward: lower than stored is a regression (the key
-/// state went backwards: a restored backup, a clone, a relayed old assertion), equal is a
-/// replay.
-async fn anomaly(state: &AppState, key: &mut DeviceKey, counter: u32, stored: u32) -> ApiError {
-    let (kind, error) = if counter < stored {
-        key.counter_regressions = key.counter_regressions.saturating_add(1);
+/// A counter that did not move forward: lower than stored is a regression (the key state went
+/// backwards: a restored backup, a clone, a relayed old assertion), equal is a replay.
+fn counter_error(counter: u32, stored: u32) -> (CounterAnomaly, ApiError) {
+    if counter < stored {
         (
             CounterAnomaly::Regression,
             ApiError::CounterRegressed { counter, stored },
         )
     } else {
-        key.replays = key.replays.saturating_add(1);
         (
             CounterAnomaly::Replay,
             ApiError::CounterInvalid { counter, stored },
         )
-    };
+    }
+}
+
+/// Records, on the key, a counter that did not move forward in an assertion that proved
+/// possession (see [`counter_error`]).
+async fn anomaly(state: &AppState, key: &mut DeviceKey, counter: u32, stored: u32) -> ApiError {
+    let (kind, error) = counter_error(counter, stored);
+    match kind {
+        CounterAnomaly::Regression => {
+            key.counter_regressions = key.counter_regressions.saturating_add(1);
+        }
+        CounterAnomaly::Replay => key.replays = key.replays.saturating_add(1),
+    }
     if let Err(error) = state.store.record_counter_anomaly(key.key_id, kind).await {
         server_failure(
             Severity::Dependency,

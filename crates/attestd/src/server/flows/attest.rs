@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 
 use super::lineage::Lineage;
 use super::{
-    IssuedChallenge, conclude, decide_verified, issue_challenge, now, open_challenge, refuse,
-    store_environment, unix_time,
+    IssuedChallenge, Proof, conclude, decide_verified, issue_challenge, now, open_challenge,
+    refuse, store_environment, unix_time,
 };
 use crate::server::apple::device_check::DeviceCheckSignal;
 use crate::server::challenge::ChallengePurpose;
@@ -88,7 +88,7 @@ pub async fn attest(
         Ok((verified, link)) => register(state, route, &input, &verified, link, started).await,
         Err(error) => {
             let subject = claimed(&input);
-            Err(refuse(state, route, &subject, error, started).await)
+            Err(refuse(state, route, &subject, error, Proof::None, started).await)
         }
     }
 }
@@ -193,7 +193,15 @@ async fn register(
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             let subject = claimed(input);
-            return Err(refuse(state, route, &subject, ApiError::KeyAlreadyAttested, now).await);
+            return Err(refuse(
+                state,
+                route,
+                &subject,
+                ApiError::KeyAlreadyAttested,
+                Proof::None,
+                now,
+            )
+            .await);
         }
         Err(error) => return Err(error.into()),
     }

@@ -13,7 +13,7 @@ use attest_store::{DecisionKind, SpentChallenge, Store};
 use aws_lc_rs::digest::{Context, SHA256};
 use time::{Duration, OffsetDateTime};
 
-use super::{conclude, decide_verified, now, refuse};
+use super::{Proof, conclude, decide_verified, now, refuse};
 use crate::server::apple::device_check::{
     DeviceCheckEnvironment, DeviceCheckError, DeviceCheckSignal,
 };
@@ -94,7 +94,9 @@ pub async fn device_check(
     let mut subject = Subject::claimed(DecisionKind::DeviceCheck, Some(app), None, &input.context);
     if !spend_token(state, &input.device_token, started).await? {
         let error = ApiError::DeviceTokenReused;
-        return Err(refuse(state, route, &subject, error, started).await.into());
+        return Err(refuse(state, route, &subject, error, Proof::None, started)
+            .await
+            .into());
     }
     let environment = input.environment.into();
     let answer = match state
@@ -109,7 +111,9 @@ pub async fn device_check(
     subject.device_check = Some(answer);
     if !answer.valid {
         let error = ApiError::DeviceTokenInvalid;
-        return Err(refuse(state, route, &subject, error, started).await.into());
+        return Err(refuse(state, route, &subject, error, Proof::None, started)
+            .await
+            .into());
     }
     let (verdict, _) = decide_verified(state, app, &subject, started).await?;
     conclude(state, route, &subject, &verdict, started).await?;

@@ -31,7 +31,7 @@ use super::challenge::{self, ChallengePurpose, OpenedChallenge};
 use super::dto::RiskView;
 use super::error::ApiError;
 use super::risk::gather::{Subject, gather};
-use super::risk::record::{Entry, record};
+use super::risk::record::{Entry, record, record_refusal};
 use super::risk::{Verdict, evaluate};
 use super::state::{App, AppState};
 use super::telemetry::{Severity, count_verification, server_failure};
@@ -159,13 +159,39 @@ fn denial(verdict: &Verdict) -> ApiError {
     }
 }
 
+/// What a refused request proved about the key it named.
+///
+/// A request proves **possession** of a key when its assertion's signature verifies against the
+/// stored key *and* the signed client data carries a challenge this server issued for that key
+/// and app that had not expired when the request arrived: the signature was then made by the
+/// key's holder after the challenge was issued, at most a challenge lifetime ago. Anything less
+/// proves nothing about the key's device: a garbage signature, a malformed object, an unknown,
+/// revoked or expired key (refused before the signature is checked), a forged or stale
+/// challenge, and a valid signature over a stale challenge, which is what an old captured
+/// assertion replayed later looks like. Only refusals that proved possession count against the
+/// key's device (`repeated_failures`, the key's replay and regression counters); every refusal
+/// counts against its sender (address and app).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// Nothing about the key was proved.
+    None,
+    /// The request proved possession of the subject's key.
+    Possession,
+}
+
 /// Decides and logs a refused request; returns `error` with the risk explanation added.
 /// Server-side failures are returned as they are, undecided.
+///
+/// With [`Proof::Possession`] the refusal counts against the device of `subject.key`; with
+/// [`Proof::None`] against its sender only, and `subject` must carry nothing the request did
+/// not prove (no key, device or user: see [`Subject::claimed`]), so the refusal is scored on
+/// its own and its answer tells nothing about the key it named.
 async fn refuse(
     state: &Arc<AppState>,
     route: &'static str,
     subject: &Subject<'_>,
     error: ApiError,
+    proof: Proof,
     now: OffsetDateTime,
 ) -> ApiError {
     if error.is_server_side() {
@@ -198,7 +224,11 @@ async fn refuse(
         verdict: &verdict,
         now,
     };
-    record(state, entry).await;
+    let proven_device = match proof {
+        Proof::Possession => subject.key.map(|key| key.device_id.as_str()),
+        Proof::None => None,
+    };
+    record_refusal(state, entry, proven_device).await;
     ApiError::Assessed {
         error: Box::new(error),
         risk: Box::new(RiskView::from(&verdict).into_details()),

@@ -3,12 +3,13 @@
 use attest_core::apple::KeyId;
 use attest_policy::{DeviceCheck, FailureCounts, RiskWeights, Signals, Verification, WindowCount};
 use attest_store::{
-    ContextQuery, DecisionKind, DeviceHistory, DeviceKey, FailureCount, FailureScope, KeyContext,
+    ContextQuery, DecisionKind, DeviceHistory, DeviceKey, FailureCount, FailureSubject, KeyContext,
     KeyFilter, Store, StoreError,
 };
 use time::OffsetDateTime;
 
 use super::{KeyFacts, saturate};
+use crate::server::config::Config;
 use crate::server::context::RequestContext;
 use crate::server::state::{App, AppState};
 
@@ -45,7 +46,7 @@ pub struct Subject<'a> {
 /// Risk counts read together with the key, with the windows [`gather`] uses.
 #[derive(Debug, Clone, Default)]
 pub struct Prefetched {
-    /// Failures of the key, its device or the address in the failure window, by code.
+    /// Refusals that proved possession of a key of the device, in the failure window, by code.
     pub failures: Vec<FailureCount>,
     /// The app's keys created from the address in the churn window.
     pub keys_from_ip: Option<u64>,
@@ -63,7 +64,7 @@ pub fn context_query(
 ) -> ContextQuery {
     ContextQuery {
         client_ip: context.ip_text(),
-        failures_since: now - to_time(state.config.failure_window),
+        failures_since: tally_since(&state.config, now),
         keys_since: now - to_time(state.config.key_churn_window),
         count_ip_keys: true,
         count_user_keys: true,
@@ -117,7 +118,7 @@ impl<'a> Subject<'a> {
 pub struct Gathered {
     /// For [`super::evaluate`].
     pub signals: Signals,
-    /// Recent failures of the key, device or address, by code.
+    /// Recent refusals of the device that proved possession of its key, by code.
     pub failures: Vec<FailureCount>,
 }
 
@@ -196,24 +197,21 @@ pub async fn gather(
     }
 
     let failure_window = to_time(state.config.failure_window);
-    let scope = FailureScope {
-        app_id,
-        kind: None,
-        key_id: subject.key_id.map(|id| id.0),
-        device_id: subject.device_id.map(str::to_owned),
-        client_ip,
-    };
-    let identified =
-        scope.key_id.is_some() || scope.device_id.is_some() || scope.client_ip.is_some();
-    let failures = if let Some(prefetched) = subject.prefetched {
-        prefetched.failures.clone()
-    } else if identified {
-        state
-            .store
-            .failure_counts(&scope, now - failure_window)
-            .await?
-    } else {
-        Vec::new()
+    // Only refusals that proved possession of a key of the device count (see flows::Proof);
+    // the address's refusals are its sender's, never a device's.
+    let failures = match (subject.prefetched, &app_id, subject.device_id) {
+        (Some(prefetched), _, _) => prefetched.failures.clone(),
+        (None, Some(app_id), Some(device_id)) => {
+            let device = FailureSubject::Device {
+                app_id: app_id.clone(),
+                device_id: device_id.to_owned(),
+            };
+            state
+                .store
+                .tallied_failures(&device, tally_since(&state.config, now))
+                .await?
+        }
+        _ => Vec::new(),
     };
     signals.recent_failures = Some(FailureCounts {
         window: failure_window,
@@ -231,6 +229,24 @@ pub fn history_of(keys: &[DeviceKey]) -> DeviceHistory {
         keys: u64::try_from(keys.len()).unwrap_or(u64::MAX),
         first_seen: keys.iter().map(|key| key.created_at).min(),
     }
+}
+
+/// The width of the windows refusals are counted in (`Store::record_refusal`): a twelfth of
+/// `failure_window`, from 1 s to 5 minutes (the default window of an hour gives 5 minutes).
+pub fn tally_seconds(config: &Config) -> u32 {
+    let twelfth = config.failure_window.as_secs() / 12;
+    u32::try_from(twelfth.clamp(1, 300)).unwrap_or(300)
+}
+
+/// The start of the oldest counting window the failure counts read at `now`: the one holding
+/// `now - failure_window`. A count therefore covers at least `failure_window` and at most one
+/// window width (5 minutes by default) more.
+pub fn tally_since(config: &Config, now: OffsetDateTime) -> OffsetDateTime {
+    let since = now - to_time(config.failure_window);
+    attest_store::window_start(since, tally_seconds(config))
+        .ok()
+        .and_then(|start| OffsetDateTime::from_unix_timestamp(start).ok())
+        .unwrap_or(since)
 }
 
 /// A configured window in `time`'s terms (a day if absurdly long).

@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use attest_policy::Mode;
 use attest_store::{
-    Decision, DecisionFactor, DecisionKind, DecisionReason, FailureScope, Outcome, PolicyMode,
-    Store, whole_seconds,
+    Decision, DecisionFactor, DecisionKind, DecisionReason, Outcome, PolicyMode, Refusal, Store,
+    whole_seconds,
 };
 use serde_json::json;
 use time::OffsetDateTime;
 
 use super::Verdict;
-use super::gather::{Subject, to_time};
+use super::gather::Subject;
 use crate::server::config::WebhookEvent;
 use crate::server::extract::encode_key_id;
 use crate::server::state::AppState;
@@ -39,6 +39,40 @@ pub async fn record(state: &Arc<AppState>, entry: Entry<'_>) {
     if let Err(error) = state.store.record_decision(&decision).await {
         server_failure(Severity::Dependency, "could not record decision", &error);
     }
+    after_logging(state, &entry).await;
+}
+
+/// Counts a refusal against its sender (and against `proven_device`, the device whose key the
+/// request proved possession of), logs it in full if it is among the first
+/// `refusal_log_sample` of its sender, app and code in the counting window, counts it in
+/// metrics and raises its webhook events. Never fails the request.
+pub async fn record_refusal(state: &Arc<AppState>, entry: Entry<'_>, proven_device: Option<&str>) {
+    let decision = log_entry(&entry);
+    let refusal = Refusal {
+        decision: &decision,
+        proven_device,
+        window_seconds: super::gather::tally_seconds(&state.config),
+        sample: state.config.refusal_log_sample,
+    };
+    let logged = match state.store.record_refusal(&refusal).await {
+        Ok(recorded) => recorded.decision_id.is_some(),
+        Err(error) => {
+            tracing::warn!(%error, route = entry.route, "could not record a refusal");
+            false
+        }
+    };
+    let app = match entry.subject.app_id() {
+        "" => "unknown".to_owned(),
+        id => id.to_owned(),
+    };
+    let proof = if proven_device.is_some() {
+        "possession"
+    } else {
+        "none"
+    };
+    let logged = if logged { "full" } else { "counted" };
+    metrics::counter!("attestd_refusals_total", "app" => app, "proof" => proof, "logged" => logged)
+        .increment(1);
     after_logging(state, &entry).await;
 }
 
@@ -184,7 +218,8 @@ async fn high_risk_event(state: &Arc<AppState>, entry: &Entry<'_>) {
 }
 
 /// `attestation.failure_spike`: the app's failed attestations in the window reached the
-/// threshold; at most once per window per app (per process).
+/// threshold; at most once per window per app. Counted in this process's memory (no database
+/// read per refusal), so with several instances each one counts the failures it saw.
 async fn failure_spike_event(state: &Arc<AppState>, entry: &Entry<'_>) {
     let hooks = &state.webhooks;
     let Some(app) = entry.subject.app else {
@@ -194,39 +229,23 @@ async fn failure_spike_event(state: &Arc<AppState>, entry: &Entry<'_>) {
         return;
     }
     let settings = hooks.settings();
-    let window = to_time(settings.failure_spike_window);
-    let scope = FailureScope {
-        app_id: Some(app.id().to_owned()),
-        kind: Some(DecisionKind::Attestation),
-        ..FailureScope::default()
+    let Some(spike) = hooks.count_failure(app.id(), entry.code, entry.now) else {
+        return;
     };
-    let failures = match state.store.failure_counts(&scope, entry.now - window).await {
-        Ok(failures) => failures,
-        Err(error) => {
-            server_failure(
-                Severity::Dependency,
-                "could not count attestation failures",
-                &error,
-            );
-            return;
-        }
-    };
-    let total: u64 = failures.iter().map(|f| f.count).sum();
-    if total < u64::from(settings.failure_spike_threshold)
-        || !hooks.once_per(
-            format!("failure_spike\u{0}{}", app.id()),
-            settings.failure_spike_window,
-            entry.now,
-        )
-    {
+    if !hooks.once_per(
+        format!("failure_spike\u{0}{}", app.id()),
+        settings.failure_spike_window,
+        entry.now,
+    ) {
         return;
     }
-    let by_code: serde_json::Map<String, serde_json::Value> = failures
+    let by_code: serde_json::Map<String, serde_json::Value> = spike
+        .by_code
         .iter()
-        .map(|f| (f.code.clone(), json!(f.count)))
+        .map(|(code, count)| (code.clone(), json!(count)))
         .collect();
     let data = json!({
-        "failures": total,
+        "failures": spike.failures,
         "threshold": settings.failure_spike_threshold,
         "windowSeconds": settings.failure_spike_window.as_secs(),
         "byCode": by_code,

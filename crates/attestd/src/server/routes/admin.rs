@@ -2,17 +2,20 @@
 
 use std::sync::Arc;
 
-use attest_store::{DecisionFilter, FailureScope, KeyFilter, MAX_PAGE_SIZE, Store, StoreError};
+use attest_store::{
+    DecisionFilter, FailureSubject, KeyFilter, MAX_PAGE_SIZE, SenderFilter, Store, StoreError,
+};
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
+use time::OffsetDateTime;
 
 use crate::server::dto::{
     DecisionLogView, DeviceDetail, DeviceIntelligence, DeviceList, DeviceQuery, DeviceView,
-    RotatedKey, history_order,
+    RotatedKey, SenderList, SenderQuery, history_order, rfc3339, senders_of,
 };
 use crate::server::error::{ApiError, ErrorBody};
 use crate::server::extract::decode_key_id;
@@ -140,15 +143,15 @@ pub async fn device(
             MAX_PAGE_SIZE,
         )
         .await?;
-    let scope = FailureScope {
-        app_id: Some(device.app_id.clone()),
-        key_id: Some(device.key_id),
-        device_id: Some(device.device_id.clone()),
-        ..FailureScope::default()
+    // Refusals that proved possession of one of the device's keys; those that proved nothing
+    // are their senders' (`GET /admin/v1/senders/{address}`).
+    let subject = FailureSubject::Device {
+        app_id: device.app_id.clone(),
+        device_id: device.device_id.clone(),
     };
     let failures = state
         .store
-        .failure_counts(&scope, time::OffsetDateTime::UNIX_EPOCH)
+        .tallied_failures(&subject, time::OffsetDateTime::UNIX_EPOCH)
         .await?;
     let filter = DecisionFilter {
         app_id: Some(device.app_id.clone()),
@@ -261,4 +264,112 @@ pub async fn link_device(
             .map(crate::server::extract::encode_key_id)
             .collect(),
     }))
+}
+
+/// The refusals counted against one client address, per app, in the counting windows since
+/// `since`: what a sender tried, including what it sent in other keys' names (those refusals
+/// never count against the keys' devices).
+#[utoipa::path(
+    get,
+    path = "/admin/v1/senders/{address}",
+    tag = "admin",
+    params(("address" = String, Path, description = "An IPv4 or IPv6 address"), SenderQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The address's refusals, one entry per app", body = SenderList),
+        (status = 400, description = "malformed_request: not an address, or a bad since", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 404, description = "not_found: the admin API is disabled", body = ErrorBody),
+    )
+)]
+pub async fn sender(
+    State(state): State<Arc<AppState>>,
+    Path(address): Path<String>,
+    query: Result<Query<SenderQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SenderList>, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::MalformedRequest {
+        message: rejection.body_text(),
+        field: None,
+    })?;
+    let address: std::net::IpAddr = address
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::field("address", "not an IPv4 or IPv6 address"))?;
+    let since = sender_since(&state, query.since.as_deref())?;
+    // The address as the server stores it (see `RequestContext::ip_text`).
+    let address = address.to_canonical().to_string();
+    let mut lines = Vec::new();
+    // A sender is an address and an app: the configured apps, and "" for requests that named
+    // no configured app (unknown keys).
+    for app_id in state.apps.ids().into_iter().chain([""]) {
+        let filter = SenderFilter {
+            app_id: app_id.to_owned(),
+            client_ip: Some(address.clone()),
+            since,
+            limit: MAX_PAGE_SIZE,
+        };
+        lines.extend(state.store.sender_failures(&filter).await?);
+    }
+    Ok(Json(SenderList {
+        since: rfc3339(since),
+        senders: senders_of(&lines, usize::MAX),
+    }))
+}
+
+/// The senders of an app's refusals, most refusals first: who is probing the app, and with
+/// what codes.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/apps/{appId}/senders",
+    tag = "admin",
+    params(("appId" = String, Path, description = "A configured App ID"), SenderQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The app's senders", body = SenderList),
+        (status = 400, description = "malformed_request", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 404, description = "unknown_app, or not_found when the admin API is disabled", body = ErrorBody),
+    )
+)]
+pub async fn app_senders(
+    State(state): State<Arc<AppState>>,
+    Path(app_id): Path<String>,
+    query: Result<Query<SenderQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SenderList>, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::MalformedRequest {
+        message: rejection.body_text(),
+        field: None,
+    })?;
+    crate::server::dto::check_text(&[("appId", Some(&app_id))])?;
+    if state.apps.get(&app_id).is_none() {
+        return Err(ApiError::UnknownApp(app_id));
+    }
+    let since = sender_since(&state, query.since.as_deref())?;
+    let filter = SenderFilter {
+        app_id,
+        client_ip: None,
+        since,
+        limit: MAX_PAGE_SIZE,
+    };
+    let lines = state.store.sender_failures(&filter).await?;
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_PAGE_SIZE)
+        .clamp(1, MAX_PAGE_SIZE);
+    Ok(Json(SenderList {
+        since: rfc3339(since),
+        senders: senders_of(&lines, usize::try_from(limit).unwrap_or(usize::MAX)),
+    }))
+}
+
+/// `since` of the sender routes, or the start of the failure window's counting windows.
+fn sender_since(state: &AppState, since: Option<&str>) -> Result<OffsetDateTime, ApiError> {
+    crate::server::dto::check_text(&[("since", since)])?;
+    match super::insights::parse_since(since)? {
+        Some(since) => Ok(since),
+        None => Ok(crate::server::risk::gather::tally_since(
+            &state.config,
+            now(),
+        )),
+    }
 }

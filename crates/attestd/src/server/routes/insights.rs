@@ -172,7 +172,7 @@ fn page_size(limit: Option<u32>) -> u32 {
 }
 
 /// `since`: RFC 3339, or unix seconds.
-fn parse_since(text: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+pub(super) fn parse_since(text: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
     let Some(text) = text.map(str::trim) else {
         return Ok(None);
     };

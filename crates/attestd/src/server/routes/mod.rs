@@ -41,6 +41,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/admin/v1/decisions", get(insights::decisions))
         .route("/admin/v1/apps/{appId}/summary", get(insights::app_summary))
+        .route("/admin/v1/apps/{appId}/senders", get(admin::app_senders))
+        .route("/admin/v1/senders/{address}", get(admin::sender))
         .route(
             "/admin/v1/webhooks/deliveries",
             get(insights::webhook_deliveries),
@@ -72,6 +74,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             telemetry::enforce_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            super::limits::limit_addresses,
         ))
         .layer(middleware::from_fn(telemetry::record_request))
         // DEBUG spans and events only: a 5xx is logged once, by `record_request`, not also as

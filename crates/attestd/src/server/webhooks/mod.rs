@@ -9,7 +9,7 @@
 
 pub mod deliver;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -34,6 +34,18 @@ pub struct Webhooks {
     settings: WebhookSettings,
     wake: Notify,
     fired: Mutex<HashMap<String, OffsetDateTime>>,
+    /// Per app, the times and codes of its latest failed attestations: at most
+    /// `failure_spike_threshold` each, all within `failure_spike_window`.
+    recent_failures: Mutex<HashMap<String, VecDeque<(OffsetDateTime, String)>>>,
+}
+
+/// An app's failed attestations in the spike window, once they reached the threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spike {
+    /// How many (the threshold).
+    pub failures: usize,
+    /// By code.
+    pub by_code: BTreeMap<String, u64>,
 }
 
 /// The most remembered repeat keys; beyond it the memory is cleared (at worst an event repeats).
@@ -47,6 +59,7 @@ impl Webhooks {
             settings: config.webhook_settings.clone(),
             wake: Notify::new(),
             fired: Mutex::new(HashMap::new()),
+            recent_failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -80,6 +93,36 @@ impl Webhooks {
         }
         fired.insert(key, now);
         true
+    }
+
+    /// Counts a failed attestation of `app_id` (a configured app: the map has one entry per app)
+    /// at `now`; the spike when the app's failures in the window reached the threshold. Memory
+    /// stays at the threshold's number of entries per app, whatever the rate of failures.
+    pub fn count_failure(&self, app_id: &str, code: &str, now: OffsetDateTime) -> Option<Spike> {
+        let threshold =
+            usize::try_from(self.settings.failure_spike_threshold).unwrap_or(usize::MAX);
+        let window = time::Duration::try_from(self.settings.failure_spike_window)
+            .unwrap_or(time::Duration::DAY);
+        let mut apps = self
+            .recent_failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let recent = apps.entry(app_id.to_owned()).or_default();
+        recent.push_back((now, code.to_owned()));
+        while recent.len() > threshold || recent.front().is_some_and(|(at, _)| now - *at >= window)
+        {
+            recent.pop_front();
+        }
+        (recent.len() >= threshold).then(|| {
+            let mut by_code = BTreeMap::new();
+            for (_, code) in recent.iter() {
+                *by_code.entry(code.clone()).or_insert(0) += 1;
+            }
+            Spike {
+                failures: recent.len(),
+                by_code,
+            }
+        })
     }
 
     /// Queues `event` for every endpoint subscribed to it and wakes the deliverer. A failure to
@@ -173,5 +216,35 @@ mod tests {
         assert!(hooks.once_per("b".into(), period, now));
         assert!(hooks.once_per("a".into(), period, now + time::Duration::seconds(60)));
         assert!(!hooks.wants(WebhookEvent::DeviceNew));
+    }
+
+    #[test]
+    fn a_spike_is_the_threshold_of_failures_within_the_window_in_bounded_memory() {
+        let mut config = Config::new("sqlite::memory:");
+        config.webhook_settings.failure_spike_threshold = 3;
+        config.webhook_settings.failure_spike_window = Duration::from_secs(60);
+        let hooks = Webhooks::new(&config);
+        let at = |seconds: i64| OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(seconds);
+        assert_eq!(hooks.count_failure("app", "nonce_mismatch", at(0)), None);
+        assert_eq!(hooks.count_failure("app", "nonce_mismatch", at(10)), None);
+        assert_eq!(hooks.count_failure("other", "malformed", at(11)), None);
+        let spike = hooks
+            .count_failure("app", "malformed", at(20))
+            .expect("spike");
+        assert_eq!(spike.failures, 3);
+        assert_eq!(
+            spike.by_code,
+            BTreeMap::from([
+                ("malformed".to_owned(), 1),
+                ("nonce_mismatch".to_owned(), 2)
+            ])
+        );
+        // The first two left the window: one more is not a spike.
+        assert_eq!(hooks.count_failure("app", "malformed", at(75)), None);
+        for second in 0..10_000 {
+            hooks.count_failure("app", "malformed", at(100 + second));
+        }
+        let apps = hooks.recent_failures.lock().unwrap();
+        assert_eq!(apps["app"].len(), 3, "never more than the threshold");
     }
 }
