@@ -1,6 +1,6 @@
 //! The security contract of `RefreshStore` (receipt refresh schedule), proved against every
 //! backend: SQLite in a temporary file, PostgreSQL in a fresh schema when `DATABASE_URL` is set
-//! (otherwise those tests print `skipped: DATABASE_URL not set` and pass).
+//! (otherwise cargo reports those tests as ignored, with the reason).
 //!
 //! ```sh
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo test -p attest-store --test refresh
@@ -38,6 +38,7 @@ macro_rules! contract_tests {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[cfg_attr(no_database_url, ignore = "PostgreSQL: set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run")]
                 async fn $contract() {
                     crate::harness::on_postgres(crate::$contract).await;
                 }

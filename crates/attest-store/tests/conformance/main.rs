@@ -2,7 +2,7 @@
 //!
 //! Every contract in `conformance/suite.rs` runs once against SQLite (a temporary file) and once
 //! against PostgreSQL (a fresh schema, dropped afterwards). Without `DATABASE_URL` the
-//! PostgreSQL tests print `skipped: DATABASE_URL not set` and pass.
+//! PostgreSQL tests are reported as ignored, with the reason.
 //!
 //! ```sh
 //! cargo test -p attest-store --test conformance
@@ -30,6 +30,7 @@ macro_rules! contract_tests {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[cfg_attr(no_database_url, ignore = "PostgreSQL: set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run")]
                 async fn $contract() {
                     crate::harness::on_postgres(crate::suite::$contract).await;
                 }
