@@ -19,8 +19,9 @@
 //!   idle connections and connections still sending a head, lets requests in flight finish and
 //!   then closes their connections; whatever is still open after `shutdown_timeout` is dropped.
 //! - **Parse errors answer JSON.** hyper answers a request it cannot parse with an empty
-//!   400, 414 or 431 and closes. [`Watched`] replaces that answer with the same status, a JSON
-//!   error body with a stable code and `Connection: close` (see [`ApiError::HttpMalformed`]).
+//!   400, 414 or 431 and closes. The connection wrapper (`Watched`) replaces that answer with
+//!   the same status, a JSON error body with a stable code and `Connection: close` (see
+//!   [`ApiError::HttpMalformed`]).
 //! - **`Connection: close` when closing.** A response sent before its request's body was read
 //!   (413 `body_too_large`, 415, 404 on a POST...) leaves the connection unusable: it says so
 //!   with `Connection: close`, and hyper then closes it.
@@ -558,7 +559,10 @@ impl Drop for Exchange {
 }
 
 /// A client connection as hyper reads and writes it: reads mark activity, and hyper's
-/// automatic answer to an unparsable request is replaced with a JSON one.
+/// automatic answer to an unparsable request is replaced with a JSON one. The replacement
+/// fails safe: it needs both `written_out` and a bodyless 400/414/431 status line, so a
+/// response of the router is never touched, and if the bookkeeping were ever off hyper's own
+/// empty answer would go out unchanged.
 #[derive(Debug)]
 struct Watched {
     inner: TcpStream,
