@@ -21,7 +21,7 @@ on_both_stores!(
     validates_queries_and_updates_the_two_bits,
     apple_failures_become_stable_json_errors,
     requests_are_checked_before_apple_is_called,
-    without_credentials_devicecheck_is_unavailable,
+    without_credentials_devicecheck_is_a_conflict,
     apple_refusing_our_key_is_a_bad_gateway,
     device_check_is_a_fallback_for_devices_without_app_attest,
     the_fallback_is_opt_in_and_checks_requests_before_apple,
@@ -287,14 +287,20 @@ async fn requests_are_checked_before_apple_is_called(db: &Db) {
     server.stop().await;
 }
 
-async fn without_credentials_devicecheck_is_unavailable(db: &Db) {
+/// A setting the operator has not made is no outage: 409 `apple_not_configured` on every admin
+/// DeviceCheck route (it was a 503, which schemathesis counted as a server error).
+async fn without_credentials_devicecheck_is_a_conflict(db: &Db) {
     let server = Server::start(db).await;
-    let answer = admin_post(&server, "/admin/v1/devicecheck/query", &token_body()).await;
-    assert_apple_error(
-        &answer,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "apple_not_configured",
-    );
+    for route in ["validate", "query", "update"] {
+        let body = with(&token_body(), json!({"bit0": true, "bit1": false}));
+        let body = if route == "update" {
+            body
+        } else {
+            token_body()
+        };
+        let answer = admin_post(&server, &format!("/admin/v1/devicecheck/{route}"), &body).await;
+        assert_apple_error(&answer, StatusCode::CONFLICT, "apple_not_configured");
+    }
     // No Apple detail in the health answers without credentials.
     let (status, ready) = server.get("/readyz").await;
     assert_eq!(status, StatusCode::OK);
@@ -546,18 +552,15 @@ async fn the_fallback_is_opt_in_and_checks_requests_before_apple(db: &Db) {
     assert_eq!(status, StatusCode::OK, "{answer}");
     server.stop().await;
 
-    // Without Apple credentials the fallback cannot work: 503, not an acceptance.
+    // Without Apple credentials the fallback cannot work: 409 (a setting not made, not an
+    // outage), not an acceptance.
     let mut config = common::config(db);
     config.apps[0].device_check_fallback = true;
     let server = Server::start_with(config).await;
     let answer = server
         .post("/v1/device-checks", &fallback_body(&device_token(10)))
         .await;
-    common::assert_error(
-        &answer,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "apple_not_configured",
-    );
+    common::assert_error(&answer, StatusCode::CONFLICT, "apple_not_configured");
     server.stop().await;
 }
 

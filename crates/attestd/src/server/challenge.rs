@@ -20,7 +20,7 @@ pub const SECRET_NAME: &str = "challenge-mac-v1";
 pub const SECRET_LEN: usize = 32;
 
 /// base64url without padding of a challenge value.
-const TEXT_LEN: usize = (VALUE_LEN * 4).div_ceil(3);
+pub const TEXT_LEN: usize = (VALUE_LEN * 4).div_ceil(3);
 
 /// Issues and checks challenge texts.
 #[derive(Debug)]

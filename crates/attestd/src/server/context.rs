@@ -88,12 +88,14 @@ fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
         .and_then(|entry| entry.trim().parse().ok())
 }
 
-/// Checks an optional client-supplied id: trimmed, 1 to [`MAX_ID_CHARS`] characters, no
-/// control characters. An empty or absent id is `None`.
+/// Checks an optional client-supplied id: at most [`MAX_ID_CHARS`] characters as sent, no
+/// control characters; then trimmed. An absent, empty or blank id is `None`.
 pub fn client_id(field: &'static str, value: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+    let Some(value) = value else {
         return Ok(None);
     };
+    // Checked as sent, then trimmed: what the document says (`ClientId`: at most 128
+    // characters, no control character) holds for the text on the wire.
     if value.chars().count() > MAX_ID_CHARS {
         return Err(ApiError::field(
             field,
@@ -106,7 +108,8 @@ pub fn client_id(field: &'static str, value: Option<&str>) -> Result<Option<Stri
             format!("{field} contains control characters"),
         ));
     }
-    Ok(Some(value.to_owned()))
+    let value = value.trim();
+    Ok((!value.is_empty()).then(|| value.to_owned()))
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use attest_core::apple::KeyId;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use base64::Engine;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -34,7 +35,29 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for ApiJson<T> {
     }
 }
 
-/// An optional JSON body: an empty body is `None`, whatever the content type.
+/// `Path<T>` whose failures (a segment that is not UTF-8 once percent-decoded, ...) are
+/// `malformed_request` JSON bodies instead of axum's plain-text ones.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<Arc<AppState>> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::MalformedRequest {
+                message: rejection.body_text(),
+                field: None,
+            }),
+        }
+    }
+}
+
+/// An optional JSON body: an empty (or `null`) body is `None`, whatever the content type.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -59,8 +82,9 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for OptionalJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
-        serde_json::from_slice(&bytes)
-            .map(|value| Self(Some(value)))
+        // `null` is no body too, as the document's `oneOf: [body, null]` says.
+        serde_json::from_slice::<Option<T>>(&bytes)
+            .map(Self)
             .map_err(|error| ApiError::MalformedRequest {
                 message: error.to_string(),
                 field: None,

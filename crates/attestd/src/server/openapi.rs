@@ -1,7 +1,14 @@
 //! The OpenAPI document served at `/openapi.json`, generated from the handlers and bodies.
 
+use utoipa::openapi::content::Content;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{Ref, RefOr, Required};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::dto;
 use super::error::ErrorBody;
@@ -92,8 +99,21 @@ use super::routes::{admin, hosted, insights, ops, v1};
         hosted::ValidateBody,
         hosted::ValidateResponse,
         hosted::HostedDeviceIntelligence,
+        dto::wire::Platform,
+        dto::wire::AppAttestFormat,
+        dto::wire::DeviceCheckFormat,
+        dto::wire::KeyId,
+        dto::wire::Base64,
+        dto::wire::DeviceToken,
+        dto::wire::Challenge,
+        dto::wire::ClientId,
+        dto::wire::LinkToken,
+        dto::wire::FilterText,
+        dto::wire::Outcome,
+        dto::wire::DeliveryStatus,
+        dto::wire::Since,
     )),
-    modifiers(&AdminToken),
+    modifiers(&AdminToken, &CommonResponses),
     tags(
         (name = "app-attest", description = "Challenges, attestations and assertions"),
         (name = "hosted-compatible", description = "The hosted-service API shape, for migrations"),
@@ -112,8 +132,206 @@ impl Modify for AdminToken {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "admin_token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            ADMIN_TOKEN_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`Authorization: Bearer <admin_token>` (the server's `admin_token` \
+                         setting, compared in constant time). Without the setting every \
+                         /admin route answers 404 `not_found`.",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
+
+/// The security scheme of the admin routes.
+const ADMIN_TOKEN_SCHEME: &str = "admin_token";
+
+/// Routes answered from memory: no database, no Apple, nothing that can time out.
+const IN_MEMORY_ROUTES: [&str; 4] = [
+    "/healthz",
+    "/metrics",
+    "/openapi.json",
+    "/.well-known/jwks.json",
+];
+
+/// Adds the statuses that come from the layers around the handlers rather than from the
+/// handlers themselves, to every operation they apply to, unless its own list already names
+/// them (with a more precise description):
+///
+/// - 400 `malformed_request`: a body, query or path the extractors refuse;
+/// - 401 `unauthorized` (with `WWW-Authenticate: Bearer`) and 404 `not_found` (admin API off):
+///   the admin middleware, on every route with the `admin_token` scheme;
+/// - 413 `body_too_large`: the body limit, on every route with a body;
+/// - 415 `unsupported_media_type`: the JSON extractor, on every route with a required body;
+/// - 429 `rate_limited` (with `Retry-After`): the rate limits of the public `/v1` routes;
+/// - 503 `unavailable` / `timeout`: the database, and the request timeout around everything
+///   that waits on it (all routes but [`IN_MEMORY_ROUTES`]).
+///
+/// The hosted-compatible routes (`/api/v1/...`) answer their own error shape.
+/// `tests/openapi_contract.rs` checks the result route by route.
+#[derive(Debug)]
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in &mut openapi.paths.paths {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                add_common_responses(path, operation);
+            }
+        }
+    }
+}
+
+fn add_common_responses(path: &str, operation: &mut Operation) {
+    let error_body = if path.starts_with("/api/v1/") {
+        hosted::HostedErrorBody::name()
+    } else {
+        ErrorBody::name()
+    };
+    let has_body = operation.request_body.is_some();
+    let body_required = matches!(
+        &operation.request_body,
+        Some(RefOr::T(RequestBody {
+            required: Some(Required::True),
+            ..
+        }))
+    );
+    let has_parameters = operation.parameters.iter().flatten().any(|parameter| {
+        matches!(
+            parameter,
+            RefOr::T(parameter)
+                if matches!(parameter.parameter_in, ParameterIn::Query | ParameterIn::Path)
+        )
+    });
+    let admin = operation.security.iter().flatten().any(|requirement| {
+        serde_json::to_value(requirement)
+            .ok()
+            .and_then(|value| {
+                value
+                    .as_object()
+                    .map(|o| o.contains_key(ADMIN_TOKEN_SCHEME))
+            })
+            .unwrap_or(false)
+    });
+    let mut common = Vec::new();
+    if has_body || has_parameters {
+        common.push(&MALFORMED_REQUEST);
+    }
+    if admin {
+        common.extend([&UNAUTHORIZED, &ADMIN_DISABLED]);
+    }
+    if has_body {
+        common.push(&BODY_TOO_LARGE);
+    }
+    if body_required {
+        common.push(&UNSUPPORTED_MEDIA_TYPE);
+    }
+    if path.starts_with("/v1/") {
+        common.push(&RATE_LIMITED);
+    }
+    if !IN_MEMORY_ROUTES.contains(&path) {
+        common.push(&UNAVAILABLE);
+    }
+    for status in common {
+        let response = operation
+            .responses
+            .responses
+            .entry(status.status.to_owned())
+            .or_insert_with(|| {
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description(status.description)
+                        .content(
+                            "application/json",
+                            Content::new(Some(Ref::from_schema_name(error_body.clone()))),
+                        )
+                        .build(),
+                )
+            });
+        // A route's own description of the status is kept; the header is the layer's.
+        if let (RefOr::T(response), Some((name, schema_type, description))) =
+            (response, &status.header)
+        {
+            response
+                .headers
+                .entry((*name).to_owned())
+                .or_insert_with(|| {
+                    RefOr::T(
+                        HeaderBuilder::new()
+                            .schema(Some(ObjectBuilder::new().schema_type(schema_type.clone())))
+                            .description(Some(*description))
+                            .build(),
+                    )
+                });
+        }
+    }
+}
+
+/// A status that a layer around the handlers answers.
+struct CommonStatus {
+    status: &'static str,
+    description: &'static str,
+    /// A header the answer carries: name, type, meaning.
+    header: Option<(&'static str, Type, &'static str)>,
+}
+
+const MALFORMED_REQUEST: CommonStatus = CommonStatus {
+    status: "400",
+    description: "malformed_request: the body, a query or a path parameter is not what this \
+                  document describes (`details.field` names it when known)",
+    header: None,
+};
+
+const UNAUTHORIZED: CommonStatus = CommonStatus {
+    status: "401",
+    description: "unauthorized: no bearer token, or not the admin token",
+    header: Some(("WWW-Authenticate", Type::String, "`Bearer`")),
+};
+
+const ADMIN_DISABLED: CommonStatus = CommonStatus {
+    status: "404",
+    description: "not_found: the admin API is disabled (no admin token configured)",
+    header: None,
+};
+
+const BODY_TOO_LARGE: CommonStatus = CommonStatus {
+    status: "413",
+    description: "body_too_large: the body is over `body_limit_bytes` (64 KiB by default; \
+                  `details.limitBytes`)",
+    header: None,
+};
+
+const UNSUPPORTED_MEDIA_TYPE: CommonStatus = CommonStatus {
+    status: "415",
+    description: "unsupported_media_type: the body is not sent as `Content-Type: application/json`",
+    header: None,
+};
+
+const RATE_LIMITED: CommonStatus = CommonStatus {
+    status: "429",
+    description: "rate_limited: too many requests from this address or for this key; retry \
+                  after `Retry-After` seconds",
+    header: Some((
+        "Retry-After",
+        Type::Integer,
+        "Seconds to wait before retrying",
+    )),
+};
+
+const UNAVAILABLE: CommonStatus = CommonStatus {
+    status: "503",
+    description: "unavailable: the database does not answer; timeout: the request took longer \
+                  than `request_timeout_secs`. Retry later.",
+    header: None,
+};

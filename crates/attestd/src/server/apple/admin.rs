@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use attest_store::{ReceiptRefreshState, RefreshStore, Store};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::device_check;
 use crate::server::dto::rfc3339;
 use crate::server::error::{ApiError, ErrorBody};
-use crate::server::extract::{decode_key_id, encode_key_id};
+use crate::server::extract::{ApiPath, decode_key_id, encode_key_id};
 use crate::server::state::AppState;
 
 /// Every admin route of `server::apple`.
@@ -96,7 +96,7 @@ impl ReceiptRefreshView {
     get,
     path = "/admin/v1/devices/{keyId}/receipt-refresh",
     tag = "admin",
-    params(("keyId" = String, Path, description = "Key id, base64url or percent-encoded base64")),
+    params(("keyId" = crate::server::dto::wire::KeyId, Path, description = "Key id, base64url or percent-encoded base64")),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The key's refresh state", body = ReceiptRefreshView),
@@ -107,7 +107,7 @@ impl ReceiptRefreshView {
 )]
 pub async fn receipt_refresh(
     State(state): State<Arc<AppState>>,
-    Path(key_id): Path<String>,
+    ApiPath(key_id): ApiPath<String>,
 ) -> Result<Json<ReceiptRefreshView>, ApiError> {
     let key_id = decode_key_id("keyId", &key_id)?;
     if state.store.device_key(key_id.0).await?.is_none() {

@@ -6,7 +6,9 @@
 //! Apple's failures become JSON errors with Apple's stable code (`apple_invalid_device_token`,
 //! `apple_rate_limited`, ...): 422 for a device token Apple refuses, 503 when Apple is
 //! unreachable, rate limiting or unavailable (with `Retry-After` when Apple gave one), 502 for
-//! anything else Apple got wrong or refused of ours (credentials, request fields, odd answers).
+//! anything else Apple got wrong or refused of ours (credentials, request fields, odd answers);
+//! 409 `apple_not_configured` when the server has no Apple credentials (a setting the operator
+//! has not made: no retry helps).
 
 use std::sync::Arc;
 
@@ -33,7 +35,7 @@ use crate::server::state::AppState;
 pub const DEVICE_CHECK_COUNTER: &str = "attestd_devicecheck_requests_total";
 
 /// Longest device token accepted (Apple's are about 2–3 KB of base64).
-const MAX_DEVICE_TOKEN_LEN: usize = 16 * 1024;
+pub const MAX_DEVICE_TOKEN_LEN: usize = 16 * 1024;
 
 /// Which DeviceCheck service a token belongs to: apps built for development talk to Apple's
 /// development service.
@@ -61,6 +63,7 @@ impl From<DeviceCheckEnvironment> for Environment {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeviceTokenBody {
     /// The token from `DCDevice.generateToken` (base64, line breaks allowed).
+    #[schema(value_type = crate::server::dto::wire::DeviceToken)]
     pub device_token: String,
     /// `production` (default) or `development`.
     #[serde(default)]
@@ -71,7 +74,8 @@ pub struct DeviceTokenBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateBitsBody {
-    /// The token from `DCDevice.generateToken` (base64).
+    /// The token from `DCDevice.generateToken` (base64, line breaks allowed).
+    #[schema(value_type = crate::server::dto::wire::DeviceToken)]
     pub device_token: String,
     /// The new bit 0.
     pub bit0: bool,
@@ -154,8 +158,9 @@ impl IntoResponse for DeviceCheckError {
     fn into_response(self) -> Response {
         let (status, body, retry_after) = match self {
             Self::Request(error) => return error.into_response(),
+            // A setting the operator has not made, not an outage: retrying cannot help.
             Self::NotConfigured => (
-                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::CONFLICT,
                 ErrorBody {
                     code: "apple_not_configured",
                     message: "DeviceCheck needs Apple credentials: set [apple] team_id, key_id \
@@ -303,7 +308,8 @@ fn token_and_client<'a>(
 /// how the client spelt it. `field` names it in errors.
 pub fn device_token(field: &'static str, text: &str) -> Result<String, ApiError> {
     let token: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    if token.is_empty() || token.len() > MAX_DEVICE_TOKEN_LEN {
+    // The bound is on the text as sent (whitespace included), as the document's `maxLength`.
+    if token.is_empty() || text.len() > MAX_DEVICE_TOKEN_LEN {
         return Err(ApiError::field(
             field,
             format!("{field} must be 1 to {MAX_DEVICE_TOKEN_LEN} characters of base64"),
@@ -349,7 +355,8 @@ async fn call<T>(
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 422, description = "apple_invalid_device_token: Apple refused the token", body = ErrorBody),
         (status = 502, description = "apple_unauthorized, apple_server_error, ...: Apple refused our request or failed", body = ErrorBody),
-        (status = 503, description = "apple_unreachable, apple_rate_limited, apple_not_configured", body = ErrorBody),
+        (status = 409, description = "apple_not_configured: the server has no Apple credentials ([apple] team_id, key_id, private_key_path)", body = ErrorBody),
+        (status = 503, description = "apple_unreachable, apple_rate_limited: Apple is unreachable, rate limiting or unavailable (Retry-After when Apple gave one); timeout", body = ErrorBody),
     )
 )]
 pub async fn validate(
@@ -382,7 +389,8 @@ pub async fn validate(
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 422, description = "apple_invalid_device_token", body = ErrorBody),
         (status = 502, description = "Apple refused our request or failed", body = ErrorBody),
-        (status = 503, description = "apple_unreachable, apple_rate_limited, apple_not_configured", body = ErrorBody),
+        (status = 409, description = "apple_not_configured: the server has no Apple credentials ([apple] team_id, key_id, private_key_path)", body = ErrorBody),
+        (status = 503, description = "apple_unreachable, apple_rate_limited: Apple is unreachable, rate limiting or unavailable (Retry-After when Apple gave one); timeout", body = ErrorBody),
     )
 )]
 pub async fn query(
@@ -428,7 +436,8 @@ pub async fn query(
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 422, description = "apple_invalid_device_token", body = ErrorBody),
         (status = 502, description = "Apple refused our request or failed", body = ErrorBody),
-        (status = 503, description = "apple_unreachable, apple_rate_limited, apple_not_configured", body = ErrorBody),
+        (status = 409, description = "apple_not_configured: the server has no Apple credentials ([apple] team_id, key_id, private_key_path)", body = ErrorBody),
+        (status = 503, description = "apple_unreachable, apple_rate_limited: Apple is unreachable, rate limiting or unavailable (Retry-After when Apple gave one); timeout", body = ErrorBody),
     )
 )]
 pub async fn update(

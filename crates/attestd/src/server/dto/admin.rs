@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{DeviceIntelligence, DeviceQuery, DeviceView, FactorView, rfc3339};
+use super::{DeviceIntelligence, DeviceQuery, DeviceView, FactorView, rfc3339, wire};
 use crate::server::error::ApiError;
 use crate::server::extract::encode_key_id;
 
@@ -215,20 +215,26 @@ fn factor_name(name: &str) -> &'static str {
 #[into_params(parameter_in = Query)]
 pub struct DecisionQuery {
     /// Only this App ID.
+    #[param(value_type = Option<wire::FilterText>)]
     pub app_id: Option<String>,
     /// Only `allow`, `allow_monitored` or `deny`.
+    #[param(value_type = Option<wire::Outcome>)]
     pub outcome: Option<String>,
     /// `true`: only what enforcing would deny; `false`: only what it would allow.
     pub would_deny: Option<bool>,
     /// Only decisions at or after this time: RFC 3339 or unix seconds.
+    #[param(value_type = Option<wire::Since>)]
     pub since: Option<String>,
     /// Only this device.
+    #[param(value_type = Option<wire::FilterText>)]
     pub device_id: Option<String>,
-    /// Only this key (base64).
+    /// Only this key.
+    #[param(value_type = Option<wire::KeyId>)]
     pub key_id: Option<String>,
     /// Only decisions older than this log id (the last `id` of the previous page).
     pub before_id: Option<i64>,
-    /// Page size (default 100, at most 1000).
+    /// Page size: 1 to 1000 (default 100); anything else is 400 `malformed_request`.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -248,6 +254,7 @@ pub struct DecisionList {
 #[into_params(parameter_in = Query)]
 pub struct SummaryQuery {
     /// Only decisions at or after this time: RFC 3339 or unix seconds (default: all).
+    #[param(value_type = Option<wire::Since>)]
     pub since: Option<String>,
 }
 
@@ -355,12 +362,15 @@ impl SummaryView {
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// Only `pending`, `delivered` or `failed`.
+    #[param(value_type = Option<wire::DeliveryStatus>)]
     pub status: Option<String>,
     /// Only this event (`device.new`, ...).
+    #[param(value_type = Option<wire::FilterText>)]
     pub event: Option<String>,
     /// Only deliveries older than this id.
     pub before_id: Option<i64>,
-    /// Page size (default 100, at most 1000).
+    /// Page size: 1 to 1000 (default 100); anything else is 400 `malformed_request`.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 

@@ -3,6 +3,7 @@
 mod admin;
 mod risk;
 mod senders;
+pub mod wire;
 
 pub use admin::{
     DecisionList, DecisionLogView, DecisionQuery, DeliveryList, DeliveryQuery, DeliveryView,
@@ -51,7 +52,9 @@ pub struct ChallengeRequest {
     /// `attestation` (default) or `assertion`.
     #[serde(default)]
     pub purpose: PurposeBody,
-    /// For `assertion` challenges: bind the challenge to this key (base64).
+    /// For `assertion` challenges only (with `attestation` it is 400 `malformed_request`):
+    /// bind the challenge to this key.
+    #[schema(value_type = Option<wire::KeyId>)]
     pub key_id: Option<String>,
 }
 
@@ -84,15 +87,20 @@ impl From<&IssuedChallenge> for ChallengeResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttestationBody {
-    /// Must be `ios`.
+    /// Must be `ios` (else 400 `unsupported_platform`).
+    #[schema(value_type = wire::Platform)]
     pub platform: String,
-    /// Must be `apple-app-attest`.
+    /// Must be `apple-app-attest` (else 400 `unsupported_platform`).
+    #[schema(value_type = wire::AppAttestFormat)]
     pub format: String,
-    /// The key id from `generateKey` (base64).
+    /// The key id from `generateKey`.
+    #[schema(value_type = wire::KeyId)]
     pub key_id: String,
     /// The challenge the app hashed into clientDataHash.
+    #[schema(value_type = wire::Challenge)]
     pub challenge: String,
-    /// The attestation object from `attestKey` (base64).
+    /// The attestation object from `attestKey`.
+    #[schema(value_type = wire::Base64)]
     pub token: String,
     /// App ID; defaults to the only configured app.
     pub app_id: Option<String>,
@@ -102,22 +110,23 @@ pub struct AttestationBody {
     /// `device_id`, to that device; with only `sub`, to the device of the user's newest active
     /// key in the same environment; the key then supersedes that device's key. An invalid one
     /// is 422 `link_token_invalid` (`details.reason`). See docs/api.md, "Linking".
-    #[schema(max_length = 4096)]
+    #[schema(value_type = Option<wire::LinkToken>)]
     pub link_token: Option<String>,
     /// Optional, informational: the user the app is signed in as. **Ignored** unless a
     /// `linkToken` vouches for it (then it must equal the token's `sub`): an id a client names
     /// links nothing (`link.status = "unverified"`).
-    #[schema(max_length = 128)]
+    #[schema(value_type = Option<wire::ClientId>)]
     pub user_id: Option<String>,
     /// Optional, informational: the `deviceId` of an earlier key of this installation.
     /// **Ignored** unless a `linkToken` vouches for it (then it must equal the token's
     /// `device_id`).
-    #[schema(max_length = 128)]
+    #[schema(value_type = Option<wire::ClientId>)]
     pub device_id: Option<String>,
-    /// Optional: a DeviceCheck token (`DCDevice.generateToken`, base64) from the same device.
+    /// Optional: a DeviceCheck token (`DCDevice.generateToken`) from the same device.
     /// With Apple credentials configured, attestd asks Apple about it (development service for
     /// development keys) and scores the answer (`device_check_invalid`,
     /// `device_check_flagged`); Apple being unreachable only leaves the signal out.
+    #[schema(value_type = Option<wire::DeviceToken>)]
     pub device_check_token: Option<String>,
 }
 
@@ -160,8 +169,10 @@ pub struct LinkView {
     /// The device id the link token vouched for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
-    /// The fields sent without a link token, which were ignored (`userId`, `deviceId`).
+    /// The fields sent without a link token, which were ignored (`userId`, `deviceId`);
+    /// absent when none was.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub ignored: Vec<&'static str>,
 }
 
@@ -180,16 +191,20 @@ impl From<&Link> for LinkView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssertionBody {
-    /// Must be `ios`.
+    /// Must be `ios` (else 400 `unsupported_platform`).
+    #[schema(value_type = wire::Platform)]
     pub platform: String,
-    /// Must be `apple-app-attest`.
+    /// Must be `apple-app-attest` (else 400 `unsupported_platform`).
+    #[schema(value_type = wire::AppAttestFormat)]
     pub format: String,
-    /// The attested key id (base64).
+    /// The attested key id.
+    #[schema(value_type = wire::KeyId)]
     pub key_id: String,
     /// The exact client data the app hashed: a challenge, or a JSON object whose `challenge`
     /// field is one.
     pub payload: String,
-    /// The assertion object from `generateAssertion` (base64).
+    /// The assertion object from `generateAssertion`.
+    #[schema(value_type = wire::Base64)]
     pub token: String,
 }
 
@@ -214,12 +229,15 @@ pub struct AssertionResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeviceCheckBody {
-    /// Must be `ios`.
+    /// Must be `ios` (else 400 `unsupported_platform`).
+    #[schema(value_type = wire::Platform)]
     pub platform: String,
-    /// Must be `apple-devicecheck`.
+    /// Must be `apple-devicecheck` (else 400 `unsupported_platform`).
+    #[schema(value_type = wire::DeviceCheckFormat)]
     pub format: String,
     /// The token from `DCDevice.generateToken` (base64, line breaks allowed). Each token works
     /// once.
+    #[schema(value_type = wire::DeviceToken)]
     pub device_token: String,
     /// `production` (default) or `development` (tokens from development-signed builds).
     #[serde(default)]
@@ -228,10 +246,10 @@ pub struct DeviceCheckBody {
     pub app_id: Option<String>,
     /// Optional, **ignored**: nothing authenticates it, and a device check links nothing
     /// (reported in `link.ignored`). Checked for form only.
-    #[schema(max_length = 128)]
+    #[schema(value_type = Option<wire::ClientId>)]
     pub user_id: Option<String>,
     /// Optional, **ignored** (same).
-    #[schema(max_length = 128)]
+    #[schema(value_type = Option<wire::ClientId>)]
     pub device_id: Option<String>,
 }
 
@@ -349,10 +367,10 @@ impl From<&DeviceKey> for DeviceView {
 pub struct LinkKeyBody {
     /// The user the key belongs to. Alone, the key joins the device of the user's newest other
     /// active key in its environment (or keeps its device if there is none).
-    #[schema(max_length = 128)]
+    #[schema(value_type = Option<wire::ClientId>)]
     pub user_id: Option<String>,
     /// The device the key belongs to (a `deviceId` attestd returned, or the app's own id).
-    #[schema(max_length = 128)]
+    #[schema(value_type = Option<wire::ClientId>)]
     pub device_id: Option<String>,
 }
 
@@ -386,14 +404,19 @@ pub struct DeviceList {
 #[into_params(parameter_in = Query)]
 pub struct DeviceQuery {
     /// Only keys of this App ID.
+    #[param(value_type = Option<wire::FilterText>)]
     pub app_id: Option<String>,
     /// Only keys attested for this user id (across devices and environments).
+    #[param(value_type = Option<wire::FilterText>)]
     pub user_id: Option<String>,
     /// Only keys of this device id.
+    #[param(value_type = Option<wire::FilterText>)]
     pub device_id: Option<String>,
-    /// Page size (default 100, at most 1000).
+    /// Page size: 1 to 1000 (default 100); anything else is 400 `malformed_request`.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// Keys to skip.
+    /// Keys to skip: 0 to 2^63 - 1 (default 0).
+    #[param(maximum = 9_223_372_036_854_775_807_u64)]
     pub offset: Option<u64>,
 }
 

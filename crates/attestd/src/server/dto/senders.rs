@@ -13,8 +13,11 @@ use utoipa::ToSchema;
 pub struct SenderQuery {
     /// Refusals of counting windows starting at or after this time: RFC 3339 or unix seconds
     /// (default: the failure window, an hour by default; tallies are kept a day).
+    #[param(value_type = Option<super::wire::Since>)]
     pub since: Option<String>,
-    /// Most senders listed (`/apps/{appId}/senders`; default 100, at most 1000).
+    /// Most senders listed (`/apps/{appId}/senders`): 1 to 1000 (default 100); anything else
+    /// is 400 `malformed_request`.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 

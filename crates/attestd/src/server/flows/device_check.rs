@@ -65,8 +65,8 @@ pub struct DeviceChecked {
 }
 
 /// Spends the token (once per token, across instances), asks Apple, then scores, decides and
-/// logs. Apple unreachable or not configured is a 503 without a decision: nothing was learnt
-/// about the device.
+/// logs. Apple unreachable (503) or not configured (409) answers without a decision: nothing
+/// was learnt about the device.
 pub async fn device_check(
     state: &Arc<AppState>,
     route: &'static str,

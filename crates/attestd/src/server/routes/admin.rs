@@ -7,7 +7,7 @@ use attest_store::{
 };
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use axum::Json;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -18,11 +18,36 @@ use crate::server::dto::{
     RotatedKey, SenderList, SenderQuery, history_order, rfc3339, senders_of,
 };
 use crate::server::error::{ApiError, ErrorBody};
-use crate::server::extract::decode_key_id;
+use crate::server::extract::{ApiPath, decode_key_id};
 use crate::server::flows::now;
 use crate::server::state::AppState;
 
-pub(super) const DEFAULT_PAGE_SIZE: u32 = 100;
+const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// A page's `limit`: 1 to [`MAX_PAGE_SIZE`] (100 when absent); anything else is 400, as the
+/// document's bounds say (it used to be clamped, which made a schema-violating request pass).
+pub(super) fn page_size(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(limit @ 1..=MAX_PAGE_SIZE) => Ok(limit),
+        Some(_) => Err(ApiError::field(
+            "limit",
+            format!("limit must be 1 to {MAX_PAGE_SIZE}"),
+        )),
+    }
+}
+
+/// A page's `offset`: 0 to `i64::MAX` (what a database offset holds).
+fn page_offset(offset: Option<u64>) -> Result<u64, ApiError> {
+    let offset = offset.unwrap_or(0);
+    if i64::try_from(offset).is_err() {
+        return Err(ApiError::field(
+            "offset",
+            format!("offset must be 0 to {}", i64::MAX),
+        ));
+    }
+    Ok(offset)
+}
 /// Decisions shown with a device.
 const RECENT_DECISIONS: u32 = 20;
 
@@ -76,8 +101,8 @@ pub async fn list_devices(
         field: None,
     })?;
     query.check_text()?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE).min(MAX_PAGE_SIZE);
-    let offset = query.offset.unwrap_or(0);
+    let limit = page_size(query.limit)?;
+    let offset = page_offset(query.offset)?;
     let keys = if query.user_id.is_some() || query.device_id.is_some() {
         let filter = KeyFilter {
             app_id: query.app_id.clone(),
@@ -113,7 +138,7 @@ pub async fn list_devices(
     get,
     path = "/admin/v1/devices/{keyId}",
     tag = "admin",
-    params(("keyId" = String, Path, description = "Key id, base64url or percent-encoded base64")),
+    params(("keyId" = crate::server::dto::wire::KeyId, Path, description = "Key id, base64url or percent-encoded base64")),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The key and its device", body = DeviceDetail),
@@ -124,7 +149,7 @@ pub async fn list_devices(
 )]
 pub async fn device(
     State(state): State<Arc<AppState>>,
-    Path(key_id): Path<String>,
+    ApiPath(key_id): ApiPath<String>,
 ) -> Result<Json<DeviceDetail>, ApiError> {
     let key_id = decode_key_id("keyId", &key_id)?;
     let device = state
@@ -175,7 +200,7 @@ pub async fn device(
     post,
     path = "/admin/v1/devices/{keyId}/revoke",
     tag = "admin",
-    params(("keyId" = String, Path, description = "Key id, base64url or percent-encoded base64")),
+    params(("keyId" = crate::server::dto::wire::KeyId, Path, description = "Key id, base64url or percent-encoded base64")),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The revoked key", body = DeviceView),
@@ -186,7 +211,7 @@ pub async fn device(
 )]
 pub async fn revoke_device(
     State(state): State<Arc<AppState>>,
-    Path(key_id): Path<String>,
+    ApiPath(key_id): ApiPath<String>,
 ) -> Result<Json<DeviceView>, ApiError> {
     let key_id = decode_key_id("keyId", &key_id)?;
     match state.store.revoke_device_key(key_id.0, now()).await {
@@ -231,7 +256,7 @@ pub async fn rotate_signing_key(
     post,
     path = "/admin/v1/devices/{keyId}/link",
     tag = "admin",
-    params(("keyId" = String, Path, description = "Key id, base64url or percent-encoded base64")),
+    params(("keyId" = crate::server::dto::wire::KeyId, Path, description = "Key id, base64url or percent-encoded base64")),
     request_body = crate::server::dto::LinkKeyBody,
     security(("admin_token" = [])),
     responses(
@@ -244,7 +269,7 @@ pub async fn rotate_signing_key(
 )]
 pub async fn link_device(
     State(state): State<Arc<AppState>>,
-    Path(key_id): Path<String>,
+    ApiPath(key_id): ApiPath<String>,
     crate::server::extract::ApiJson(body): crate::server::extract::ApiJson<
         crate::server::dto::LinkKeyBody,
     >,
@@ -284,7 +309,7 @@ pub async fn link_device(
 )]
 pub async fn sender(
     State(state): State<Arc<AppState>>,
-    Path(address): Path<String>,
+    ApiPath(address): ApiPath<String>,
     query: Result<Query<SenderQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SenderList>, ApiError> {
     let Query(query) = query.map_err(|rejection| ApiError::MalformedRequest {
@@ -333,7 +358,7 @@ pub async fn sender(
 )]
 pub async fn app_senders(
     State(state): State<Arc<AppState>>,
-    Path(app_id): Path<String>,
+    ApiPath(app_id): ApiPath<String>,
     query: Result<Query<SenderQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SenderList>, ApiError> {
     let Query(query) = query.map_err(|rejection| ApiError::MalformedRequest {
@@ -352,10 +377,7 @@ pub async fn app_senders(
         limit: MAX_PAGE_SIZE,
     };
     let lines = state.store.sender_failures(&filter).await?;
-    let limit = query
-        .limit
-        .unwrap_or(DEFAULT_PAGE_SIZE)
-        .clamp(1, MAX_PAGE_SIZE);
+    let limit = page_size(query.limit)?;
     Ok(Json(SenderList {
         since: rfc3339(since),
         senders: senders_of(&lines, usize::try_from(limit).unwrap_or(usize::MAX)),

@@ -17,7 +17,7 @@ use crate::server::apple::device_check::optional_device_token;
 use crate::server::challenge::ChallengePurpose;
 use crate::server::context::{ClientIp, RequestContext};
 use crate::server::dto::{
-    ChallengeResponse, DecisionView, FactorView, LinkView, RiskView, rfc3339,
+    ChallengeResponse, DecisionView, FactorView, LinkView, RiskView, rfc3339, wire,
 };
 use crate::server::error::ApiError;
 use crate::server::extract::{ApiJson, decode_base64, decode_key_id};
@@ -30,25 +30,29 @@ use attest_policy::{Band, HostedCode};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidateBody {
-    /// The key id (base64).
+    /// The key id.
+    #[schema(value_type = wire::KeyId)]
     pub key_id: String,
-    /// The attestation object (base64).
+    /// The attestation object.
+    #[schema(value_type = wire::Base64)]
     pub attestation: String,
     /// The challenge from `GET /api/v1/attestation/challenge`.
+    #[schema(value_type = wire::Challenge)]
     pub challenge: String,
     /// App ID; defaults to `X-App-Id` or the only configured app.
     pub app_id: Option<String>,
     /// Optional link token from the app's backend (see `POST /v1/attestations`): the only way
     /// to link the key to a user or device.
-    #[schema(max_length = 4096)]
+    #[schema(value_type = Option<wire::LinkToken>)]
     pub link_token: Option<String>,
     /// Optional user id, ignored unless `linkToken` vouches for it (see `POST /v1/attestations`).
-    #[schema(max_length = 128)]
+    #[schema(value_type = Option<wire::ClientId>)]
     pub user_id: Option<String>,
     /// Optional device id, ignored unless `linkToken` vouches for it.
-    #[schema(max_length = 128)]
+    #[schema(value_type = Option<wire::ClientId>)]
     pub device_id: Option<String>,
     /// Optional DeviceCheck token (see `POST /v1/attestations`).
+    #[schema(value_type = Option<wire::DeviceToken>)]
     pub device_check_token: Option<String>,
 }
 

@@ -3,22 +3,20 @@
 
 use std::sync::Arc;
 
-use attest_store::{
-    DecisionFilter, DeliveryFilter, DeliveryStatus, MAX_PAGE_SIZE, Outcome, Store, SummaryFilter,
-};
+use attest_store::{DecisionFilter, DeliveryFilter, DeliveryStatus, Outcome, Store, SummaryFilter};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::admin::DEFAULT_PAGE_SIZE;
+use super::admin::page_size;
 use crate::server::dto::{
     DecisionList, DecisionLogView, DecisionQuery, DeliveryList, DeliveryQuery, DeliveryView,
     SummaryQuery, SummaryView, rfc3339,
 };
 use crate::server::error::{ApiError, ErrorBody};
-use crate::server::extract::decode_key_id;
+use crate::server::extract::{ApiPath, decode_key_id};
 use crate::server::state::AppState;
 
 /// Logged decisions, newest first. `?wouldDeny=true&outcome=allow_monitored` lists exactly what
@@ -65,7 +63,7 @@ pub async fn decisions(
         would_deny: query.would_deny,
         device_id: query.device_id,
     };
-    let limit = page_size(query.limit);
+    let limit = page_size(query.limit)?;
     let logged = state.store.list_decisions(&filter, limit).await?;
     let next_before_id = (logged.len() == limit as usize)
         .then(|| logged.last().map(|l| l.id))
@@ -81,7 +79,7 @@ pub async fn decisions(
     get,
     path = "/admin/v1/apps/{appId}/summary",
     tag = "admin",
-    params(("appId" = String, Path, description = "A configured App ID"), SummaryQuery),
+    params(("appId" = crate::server::dto::wire::FilterText, Path, description = "A configured App ID", example = "QUICKSTART.dev.attestd.demo"), SummaryQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Counts", body = SummaryView),
@@ -92,7 +90,7 @@ pub async fn decisions(
 )]
 pub async fn app_summary(
     State(state): State<Arc<AppState>>,
-    Path(app_id): Path<String>,
+    ApiPath(app_id): ApiPath<String>,
     query: Result<Query<SummaryQuery>, QueryRejection>,
 ) -> Result<Json<SummaryView>, ApiError> {
     let Query(query) = query.map_err(malformed_query)?;
@@ -149,7 +147,7 @@ pub async fn webhook_deliveries(
         event: query.event,
         before_id: query.before_id,
     };
-    let limit = page_size(query.limit);
+    let limit = page_size(query.limit)?;
     let deliveries = state.store.list_webhook_deliveries(&filter, limit).await?;
     let next_before_id = (deliveries.len() == limit as usize)
         .then(|| deliveries.last().map(|d| d.id))
@@ -167,18 +165,19 @@ fn malformed_query(rejection: QueryRejection) -> ApiError {
     }
 }
 
-fn page_size(limit: Option<u32>) -> u32 {
-    limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE)
-}
-
-/// `since`: RFC 3339, or unix seconds.
+/// `since`: RFC 3339, or unix seconds as 1 to 11 digits (`wire::Since`: nothing else, not
+/// even surrounding whitespace).
 pub(super) fn parse_since(text: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
-    let Some(text) = text.map(str::trim) else {
+    let Some(text) = text else {
         return Ok(None);
     };
-    let parsed = match text.parse::<i64>() {
-        Ok(seconds) => OffsetDateTime::from_unix_timestamp(seconds).ok(),
-        Err(_) => OffsetDateTime::parse(text, &Rfc3339).ok(),
+    let digits = !text.is_empty() && text.len() <= 11 && text.bytes().all(|b| b.is_ascii_digit());
+    let parsed = if digits {
+        text.parse::<i64>()
+            .ok()
+            .and_then(|seconds| OffsetDateTime::from_unix_timestamp(seconds).ok())
+    } else {
+        OffsetDateTime::parse(text, &Rfc3339).ok()
     };
     parsed
         .map(Some)
@@ -187,6 +186,8 @@ pub(super) fn parse_since(text: Option<&str>) -> Result<Option<OffsetDateTime>, 
 
 #[cfg(test)]
 mod tests {
+    use attest_store::MAX_PAGE_SIZE;
+
     use super::*;
 
     #[test]
@@ -195,10 +196,23 @@ mod tests {
         assert_eq!(parse_since(Some("1800000000")).unwrap(), Some(at));
         assert_eq!(parse_since(Some(&rfc3339(at))).unwrap(), Some(at));
         assert_eq!(parse_since(None).unwrap(), None);
-        for bad in ["yesterday", "99999999999999999", ""] {
+        for bad in [
+            "yesterday",
+            "99999999999999999",
+            "",
+            " 1800000000",
+            "-1",
+            "+5",
+        ] {
             assert!(parse_since(Some(bad)).is_err(), "{bad}");
         }
-        assert_eq!(page_size(Some(0)), 1);
-        assert_eq!(page_size(Some(5000)), MAX_PAGE_SIZE);
+        assert_eq!(page_size(None).unwrap(), 100);
+        assert_eq!(page_size(Some(MAX_PAGE_SIZE)).unwrap(), MAX_PAGE_SIZE);
+        for bad in [0, MAX_PAGE_SIZE + 1, u32::MAX] {
+            assert_eq!(
+                page_size(Some(bad)).unwrap_err().code(),
+                "malformed_request"
+            );
+        }
     }
 }

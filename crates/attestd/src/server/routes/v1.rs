@@ -239,11 +239,11 @@ pub async fn create_token(
         (status = 400, description = "malformed_request, unsupported_platform", body = ErrorBody),
         (status = 403, description = "device_check_disabled (the app has no device_check_fallback); policy_denied", body = ErrorBody),
         (status = 404, description = "unknown_app", body = ErrorBody),
-        (status = 409, description = "device_token_reused: each token works once", body = ErrorBody),
+        (status = 409, description = "device_token_reused: each token works once; apple_not_configured: the server has no Apple credentials", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 422, description = "device_token_invalid: Apple does not recognise the token", body = ErrorBody),
         (status = 502, description = "apple_unauthorized, apple_server_error, ...: Apple refused our request or failed", body = ErrorBody),
-        (status = 503, description = "apple_unreachable, apple_rate_limited, apple_not_configured; unavailable", body = ErrorBody),
+        (status = 503, description = "apple_unreachable, apple_rate_limited; unavailable, timeout", body = ErrorBody),
     )
 )]
 pub async fn create_device_check(
