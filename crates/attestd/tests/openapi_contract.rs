@@ -10,7 +10,7 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-use common::{ADMIN_TOKEN, Db, Server, assert_error};
+use common::{ADMIN_TOKEN, APP, Db, Server, assert_error};
 use regex::Regex;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -584,12 +584,19 @@ fn bounds(document: &Value, path: &str, name: &str) -> (Option<u64>, u64) {
 async fn page_bounds_outside_the_document_are_refused(db: &Db) {
     let server = Server::start(db).await;
     let document = document(&server).await;
-    for path in [
-        "/admin/v1/devices",
-        "/admin/v1/decisions",
-        "/admin/v1/webhooks/deliveries",
+    let app_senders = format!("/admin/v1/apps/{APP}/senders");
+    for (documented, path) in [
+        ("/admin/v1/devices", "/admin/v1/devices"),
+        ("/admin/v1/decisions", "/admin/v1/decisions"),
+        (
+            "/admin/v1/webhooks/deliveries",
+            "/admin/v1/webhooks/deliveries",
+        ),
+        ("/admin/v1/apps/{appId}/senders", app_senders.as_str()),
+        // schemathesis: `limit=0` was accepted here, as the route ignored `limit`.
+        ("/admin/v1/senders/{address}", "/admin/v1/senders/127.0.0.1"),
     ] {
-        let (minimum, maximum) = bounds(&document, path, "limit");
+        let (minimum, maximum) = bounds(&document, documented, "limit");
         assert_eq!((minimum, maximum), (Some(1), 1000), "{path}");
         // Inside: 200. Outside (schemathesis sent limit=2147483648; 0 was quietly 1): 400.
         for (limit, ok) in [

@@ -15,7 +15,7 @@ pub struct SenderQuery {
     /// (default: the failure window, an hour by default; tallies are kept a day).
     #[param(value_type = Option<super::wire::Since>)]
     pub since: Option<String>,
-    /// Most senders listed (`/apps/{appId}/senders`): 1 to 1000 (default 100); anything else
+    /// Most entries listed (senders of an app, or an address's apps): 1 to 1000 (default 100); anything else
     /// is 400 `malformed_request`.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,

@@ -320,6 +320,7 @@ pub async fn sender(
         .trim()
         .parse()
         .map_err(|_| ApiError::field("address", "not an IPv4 or IPv6 address"))?;
+    let limit = page_size(query.limit)?;
     let since = sender_since(&state, query.since.as_deref())?;
     // The address as the server stores it (see `RequestContext::ip_text`).
     let address = address.to_canonical().to_string();
@@ -337,7 +338,7 @@ pub async fn sender(
     }
     Ok(Json(SenderList {
         since: rfc3339(since),
-        senders: senders_of(&lines, usize::MAX),
+        senders: senders_of(&lines, usize::try_from(limit).unwrap_or(usize::MAX)),
     }))
 }
 
