@@ -354,3 +354,48 @@ async fn out_of_descriptors_in_accept_the_server_backs_off_and_recovers() {
     );
     drop(held);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_slot_taken_a_burst_waits_in_a_deep_listen_backlog() {
+    const BURST: usize = 600;
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0);
+    if somaxconn <= BURST {
+        eprintln!(
+            "skipped: net.core.somaxconn is {somaxconn}, the kernel caps the backlog below {BURST}"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db = Db::sqlite();
+    let args = serve_args(
+        dir.path(),
+        &db,
+        &["--max-connections", "1", "--header-read-timeout", "60"],
+    );
+    let server = start(process::serve_command(&as_strs(&args)));
+    // The only slot, held for a minute.
+    let (_held, response) = raw::exchange(&server.base, &raw::get("/healthz")).await;
+    assert_eq!(response.status, 200);
+    // A burst the server does not accept: the kernel completes the handshakes and queues them
+    // (a 128-deep backlog would leave most of them retrying their SYNs for the whole minute).
+    let mut connecting = tokio::task::JoinSet::new();
+    for _ in 0..BURST {
+        let address = raw::address(&server.base).to_owned();
+        connecting.spawn(async move {
+            tokio::time::timeout(GENEROUS, TcpStream::connect(address))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        });
+    }
+    let connected = connecting
+        .join_all()
+        .await
+        .into_iter()
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(connected, BURST, "connections queued in the backlog");
+}

@@ -9,7 +9,8 @@
 //!   While a request is served neither applies: `request_timeout` (middleware) bounds it.
 //! - **Connection limit.** At most `max_connections` connections are served at once. When all
 //!   are taken the listener stops accepting: new connections wait in the kernel's listen
-//!   backlog (and are refused once it is full) and are served as soon as timeouts free slots.
+//!   backlog ([`LISTEN_BACKLOG`]; beyond it clients retry their connection attempts) and are
+//!   served as soon as timeouts free slots.
 //!   The default is the open-file limit minus [`FD_HEADROOM`], at most
 //!   [`DEFAULT_MAX_CONNECTIONS`], so that the limit is reached before the descriptors run out.
 //! - **Accept errors.** If `accept` fails anyway (EMFILE: out of file descriptors; ENFILE,
@@ -46,7 +47,7 @@ use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -63,6 +64,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// opens the database and its WAL per connection), the listener, the runtime's epoll and
 /// event descriptors, Apple and webhook HTTP clients, the files read at startup.
 pub const FD_HEADROOM: u64 = 128;
+/// Connections the kernel queues until attestd accepts them: while every slot is taken, and in
+/// bursts. The standard library's (and tokio's) 128 makes a burst beyond it wait for SYN
+/// retries (1 s, 3 s, 7 s...); Linux caps the value at `net.core.somaxconn` (4096 by default).
+pub const LISTEN_BACKLOG: u32 = 1024;
 /// The smallest derived connection limit, for very low open-file limits.
 const MIN_DERIVED_MAX_CONNECTIONS: usize = 16;
 /// First and longest pause after a failed `accept`.
@@ -108,6 +113,21 @@ pub fn default_max_connections() -> usize {
             .unwrap_or(DEFAULT_MAX_CONNECTIONS)
             .clamp(MIN_DERIVED_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS),
     }
+}
+
+/// A listener on `address` with a [`LISTEN_BACKLOG`] queue.
+pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As std and tokio do: a restarted server can bind while old connections linger in
+    // TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then shuts down gracefully within

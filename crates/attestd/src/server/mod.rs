@@ -120,7 +120,7 @@ pub fn serve(args: &ServeArgs) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let listener = TcpListener::bind(config.listen).await?;
+        let listener = listener::bind(config.listen)?;
         run(config, listener, shutdown_signal()).await
     });
     // Whatever still runs (a blocking task) must not hold up the exit past the deadline that
