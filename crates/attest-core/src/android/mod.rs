@@ -4,11 +4,16 @@
 //! see [`PathWalker`] for the path rules.
 
 mod chain;
+mod der;
 mod error;
+pub mod key_description;
 pub mod roots;
 
 pub use chain::{
-    InvalidRoot, MAX_CERTIFICATE_LEN, MAX_CHAIN_LEN, PathWalker, TrustAnchor, WalkError,
-    WalkedPath,
+    InvalidRoot, MAX_CERTIFICATE_LEN, MAX_CHAIN_LEN, PathWalker, TrustAnchor, WalkError, WalkedPath,
 };
 pub use error::{ChainFailure, ExtendedBy, PackageFailure, ValidityFailure};
+pub use key_description::{
+    AttestationApplicationId, AuthorizationList, KeyDescription, KeyDescriptionError, KeyOrigin,
+    PackageInfo, RootOfTrust, SecurityLevel, VerifiedBootState,
+};
