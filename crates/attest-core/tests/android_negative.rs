@@ -186,6 +186,27 @@ fn tolerated_quirks_boolean_01_unordered_and_unknown_tags_unknown_algorithm() {
 }
 
 #[test]
+fn issuer_names_compare_with_case_and_spaces_folded() {
+    let fx = Fixture::new();
+    let mut builder = fx.builder(AndroidProvisioning::Remote, &kd());
+    // The attestation certificate names "droid  ca3, google llc" for "Droid CA3, Google LLC".
+    builder.cert(1).issuer_override = Some(vec![
+        (vec![2, 5, 4, 3], "droid  ca3".to_owned()),
+        (vec![2, 5, 4, 10], "GOOGLE LLC ".to_owned()),
+    ]);
+    assert_eq!(fx.code(&builder.build()), "valid");
+    // A different attribute order is a different name.
+    builder.cert(1).issuer_override = Some(vec![
+        (vec![2, 5, 4, 10], "Google LLC".to_owned()),
+        (vec![2, 5, 4, 3], "Droid CA3".to_owned()),
+    ]);
+    assert_eq!(
+        fx.verify(&builder.build()).unwrap_err(),
+        AndroidError::CertificateChainInvalid(ChainFailure::NameChaining { index: 1 })
+    );
+}
+
+#[test]
 fn the_leafs_validity_is_never_checked() {
     let fx = Fixture::new();
     let mut builder = fx.builder(AndroidProvisioning::Remote, &kd());

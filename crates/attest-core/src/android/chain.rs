@@ -283,9 +283,12 @@ impl Anchor {
         })
     }
 
-    fn names(&self, issuer: &X509Name<'_>) -> bool {
+    /// Whether `issuer` names this anchor; `canonical` caches the issuer's canonical form
+    /// across anchors (computed only when the DER differs).
+    fn names(&self, issuer: &X509Name<'_>, canonical: &mut Option<Option<CanonicalName>>) -> bool {
         issuer.as_raw() == self.name.as_slice()
-            || (self.canonical.is_some() && CanonicalName::of(issuer) == self.canonical)
+            || (self.canonical.is_some()
+                && *canonical.get_or_insert_with(|| CanonicalName::of(issuer)) == self.canonical)
     }
 }
 
@@ -313,7 +316,11 @@ fn walk(
     for (index, cert) in certs.iter().enumerate() {
         // Does a root sign this certificate?
         let mut anchored = None;
-        for anchor in anchors.iter().filter(|anchor| anchor.names(cert.issuer())) {
+        let mut canonical = None;
+        for anchor in anchors {
+            if !anchor.names(cert.issuer(), &mut canonical) {
+                continue;
+            }
             let Some(spki) = SubjectPublicKeyInfo::from_der_raw(&anchor.spki) else {
                 continue;
             };
