@@ -32,7 +32,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::der_parser::oid;
 use x509_parser::nom::Parser;
 use x509_parser::prelude::X509CertificateParser;
-use x509_parser::x509::{SubjectPublicKeyInfo, X509Name};
+use x509_parser::x509::{AttributeTypeAndValue, SubjectPublicKeyInfo, X509Name};
 
 use super::error::ChainFailure;
 use super::roots;
@@ -266,7 +266,6 @@ enum AnchorRole {
 #[derive(Debug, Clone)]
 struct Anchor {
     name: Vec<u8>,
-    canonical: Option<CanonicalName>,
     spki: Vec<u8>,
     role: AnchorRole,
 }
@@ -277,18 +276,17 @@ impl Anchor {
         let cert = parse_certificate(der)?;
         Some(Self {
             name: cert.subject().as_raw().to_vec(),
-            canonical: CanonicalName::of(cert.subject()),
             spki: cert.public_key().raw.to_vec(),
             role,
         })
     }
 
-    /// Whether `issuer` names this anchor; `canonical` caches the issuer's canonical form
-    /// across anchors (computed only when the DER differs).
-    fn names(&self, issuer: &X509Name<'_>, canonical: &mut Option<Option<CanonicalName>>) -> bool {
+    /// Whether `issuer` names this anchor.
+    fn names(&self, issuer: &X509Name<'_>) -> bool {
+        use x509_parser::prelude::FromDer;
         issuer.as_raw() == self.name.as_slice()
-            || (self.canonical.is_some()
-                && *canonical.get_or_insert_with(|| CanonicalName::of(issuer)) == self.canonical)
+            || X509Name::from_der(&self.name)
+                .is_ok_and(|(_, name)| names_equal_folded(issuer, &name))
     }
 }
 
@@ -316,9 +314,8 @@ fn walk(
     for (index, cert) in certs.iter().enumerate() {
         // Does a root sign this certificate?
         let mut anchored = None;
-        let mut canonical = None;
         for anchor in anchors {
-            if !anchor.names(cert.issuer(), &mut canonical) {
+            if !anchor.names(cert.issuer()) {
                 continue;
             }
             let Some(spki) = SubjectPublicKeyInfo::from_der_raw(&anchor.spki) else {
@@ -378,51 +375,62 @@ pub(crate) fn is_self_issued(cert: &X509Certificate<'_>) -> bool {
 /// values equal after case folding and whitespace folding (what Java's `X500Principal.equals`
 /// compares, so a PrintableString issuer matches a UTF8String subject with the same text).
 pub(crate) fn names_equal(a: &X509Name<'_>, b: &X509Name<'_>) -> bool {
-    a.as_raw() == b.as_raw() || {
-        let canonical = CanonicalName::of(a);
-        canonical.is_some() && canonical == CanonicalName::of(b)
-    }
+    a.as_raw() == b.as_raw() || names_equal_folded(a, b)
 }
 
-/// A name as RDNs of sorted (attribute type, value) pairs, strings folded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct CanonicalName(Vec<Vec<(Vec<u8>, CanonicalValue)>>);
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum CanonicalValue {
-    Text(String),
-    Other(u32, Vec<u8>),
-}
-
-impl CanonicalName {
-    fn of(name: &X509Name<'_>) -> Option<Self> {
-        let mut rdns = Vec::new();
-        for rdn in name.iter_rdn() {
-            let mut attributes: Vec<(Vec<u8>, CanonicalValue)> = rdn
-                .iter()
-                .map(|attribute| {
-                    let value = match attribute.as_str() {
-                        Ok(text) => CanonicalValue::Text(fold(text)),
-                        Err(_) => CanonicalValue::Other(
-                            attribute.attr_value().tag().0,
-                            attribute.attr_value().data.to_vec(),
-                        ),
-                    };
-                    (attribute.attr_type().as_bytes().to_vec(), value)
-                })
-                .collect();
-            attributes.sort();
-            rdns.push(attributes);
+/// The folded comparison, without allocating: a mismatch in RDN count or attribute types ends
+/// it before any string is looked at.
+fn names_equal_folded(a: &X509Name<'_>, b: &X509Name<'_>) -> bool {
+    let (mut left, mut right) = (a.iter_rdn(), b.iter_rdn());
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) => {
+                if x.iter().count() != y.iter().count()
+                    || !x.iter().all(|p| y.iter().any(|q| attributes_equal(p, q)))
+                {
+                    return false;
+                }
+            }
+            _ => return false,
         }
-        Some(Self(rdns))
     }
 }
 
-fn fold(text: &str) -> String {
-    text.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
+fn attributes_equal(a: &AttributeTypeAndValue<'_>, b: &AttributeTypeAndValue<'_>) -> bool {
+    if a.attr_type() != b.attr_type() {
+        return false;
+    }
+    match (a.as_str(), b.as_str()) {
+        (Ok(x), Ok(y)) => folded_equal(x, y),
+        _ => {
+            a.attr_value().tag() == b.attr_value().tag()
+                && a.attr_value().data == b.attr_value().data
+        }
+    }
+}
+
+/// Equal once runs of whitespace are one space, ends trimmed, and letters lowercased.
+fn folded_equal(a: &str, b: &str) -> bool {
+    let (mut left, mut right) = (a.split_whitespace(), b.split_whitespace());
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return true,
+            (Some(x), Some(y)) => {
+                let equal = if x.is_ascii() && y.is_ascii() {
+                    x.eq_ignore_ascii_case(y)
+                } else {
+                    x.chars()
+                        .flat_map(char::to_lowercase)
+                        .eq(y.chars().flat_map(char::to_lowercase))
+                };
+                if !equal {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// Whether the signature needed an RSA key shorter than 2048 bits.

@@ -231,8 +231,17 @@ pub fn normalize_serial(serial: &str) -> String {
 /// A certificate serial (the DER INTEGER's content bytes) as the list keys it: lowercase hex of
 /// the magnitude without leading zeros (Java's `BigInteger.toString(16)` of a positive serial).
 pub fn serial_hex(raw: &[u8]) -> String {
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    normalize_serial(&hex)
+    let digit = |nibble: u8| char::from_digit(u32::from(nibble), 16).unwrap_or('0');
+    let mut hex = String::with_capacity(raw.len() * 2);
+    for byte in raw.iter().skip_while(|b| **b == 0) {
+        hex.push(digit(byte >> 4));
+        hex.push(digit(byte & 0x0f));
+    }
+    match hex.strip_prefix('0') {
+        Some(rest) => rest.to_owned(),
+        None if hex.is_empty() => "0".to_owned(),
+        None => hex,
+    }
 }
 
 #[cfg(test)]
