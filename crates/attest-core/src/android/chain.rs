@@ -23,10 +23,11 @@
 //! signatures of the leaf and of the device's attestation certificate. Names, validity and
 //! shape are re-read on every call; the cache holds no verdict that depends on time or policy.
 
+use std::borrow::Borrow;
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
-use aws_lc_rs::digest;
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::der_parser::oid;
@@ -37,9 +38,10 @@ use x509_parser::x509::{AttributeTypeAndValue, SubjectPublicKeyInfo, X509Name};
 use super::error::ChainFailure;
 use super::roots;
 
-/// How many verified signature edges are remembered. An edge is 32 bytes; shared
-/// intermediates need a handful, per-device attestation certificates fill the rest.
-const EDGE_CACHE_CAPACITY: usize = 4096;
+/// How many verified signature edges are remembered (an edge holds a certificate and a key,
+/// about 1.5 KB: at most ~1.5 MB). Shared intermediates need a handful, per-device attestation
+/// certificates fill the rest.
+const EDGE_CACHE_CAPACITY: usize = 1024;
 
 /// Parses one certificate of a chain. Extension values are not parsed (only the ones the
 /// verifier needs are read, by hand): real Huawei leaves carry a CRL Distribution Points
@@ -266,27 +268,77 @@ enum AnchorRole {
 #[derive(Debug, Clone)]
 struct Anchor {
     name: Vec<u8>,
+    /// The subject's RDNs, to compare an issuer that differs in DER (see [`names_equal`]).
+    rdns: Vec<Vec<StoredAttribute>>,
     spki: Vec<u8>,
     role: AnchorRole,
+}
+
+/// One attribute of an anchor's subject, kept for folded comparison.
+#[derive(Debug, Clone)]
+struct StoredAttribute {
+    oid: Vec<u8>,
+    tag: u32,
+    data: Vec<u8>,
+    text: Option<String>,
+}
+
+impl StoredAttribute {
+    fn matches(&self, attribute: &AttributeTypeAndValue<'_>) -> bool {
+        attribute.attr_type().as_bytes() == self.oid.as_slice()
+            && match (attribute.as_str(), &self.text) {
+                (Ok(text), Some(stored)) => folded_equal(text, stored),
+                _ => {
+                    attribute.attr_value().tag().0 == self.tag
+                        && attribute.attr_value().data == self.data.as_slice()
+                }
+            }
+    }
 }
 
 impl Anchor {
     /// The subject and key of a root certificate (DER).
     fn from_certificate(der: &[u8], role: AnchorRole) -> Option<Self> {
         let cert = parse_certificate(der)?;
+        let rdns = cert
+            .subject()
+            .iter_rdn()
+            .map(|rdn| {
+                rdn.iter()
+                    .map(|attribute| StoredAttribute {
+                        oid: attribute.attr_type().as_bytes().to_vec(),
+                        tag: attribute.attr_value().tag().0,
+                        data: attribute.attr_value().data.to_vec(),
+                        text: attribute.as_str().ok().map(str::to_owned),
+                    })
+                    .collect()
+            })
+            .collect();
         Some(Self {
             name: cert.subject().as_raw().to_vec(),
+            rdns,
             spki: cert.public_key().raw.to_vec(),
             role,
         })
     }
 
-    /// Whether `issuer` names this anchor.
+    /// Whether `issuer` names this anchor (the folded comparison of [`names_equal`]).
     fn names(&self, issuer: &X509Name<'_>) -> bool {
-        use x509_parser::prelude::FromDer;
-        issuer.as_raw() == self.name.as_slice()
-            || X509Name::from_der(&self.name)
-                .is_ok_and(|(_, name)| names_equal_folded(issuer, &name))
+        if issuer.as_raw() == self.name.as_slice() {
+            return true;
+        }
+        let mut rdns = issuer.iter_rdn();
+        for stored in &self.rdns {
+            let Some(rdn) = rdns.next() else {
+                return false;
+            };
+            if rdn.iter().count() != stored.len()
+                || !rdn.iter().all(|a| stored.iter().any(|s| s.matches(a)))
+            {
+                return false;
+            }
+        }
+        rdns.next().is_none()
     }
 }
 
@@ -454,15 +506,13 @@ fn verify_edge(
     issuer: &SubjectPublicKeyInfo<'_>,
     cache: &EdgeCache,
 ) -> Result<Strength, EdgeError> {
-    let key = (index > 0).then(|| EdgeCache::key(cert.as_raw(), issuer.raw));
-    if let Some(key) = &key
-        && cache.contains(key)
-    {
+    let cached = index > 0;
+    if cached && cache.contains(cert.as_raw(), issuer.raw) {
         return Ok(Strength::Normal);
     }
     let strength = verify_signature(cert, issuer)?;
-    if let (Some(key), Strength::Normal) = (key, strength) {
-        cache.insert(key);
+    if cached && strength == Strength::Normal {
+        cache.insert(cert.as_raw(), issuer.raw);
     }
     Ok(strength)
 }
@@ -497,7 +547,7 @@ fn key_kind(spki: &SubjectPublicKeyInfo<'_>) -> Option<KeyKind> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hash {
+enum Digest {
     Sha256,
     Sha384,
     Sha512,
@@ -505,15 +555,15 @@ enum Hash {
 
 /// (is RSA PKCS#1 v1.5, hash) of a signature algorithm; ECDSA otherwise. Parameters are not
 /// looked at: pre-production StrongBox chains write ecdsa-with-SHA256 with NULL parameters.
-fn signature_kind(cert: &X509Certificate<'_>) -> Option<(bool, Hash)> {
+fn signature_kind(cert: &X509Certificate<'_>) -> Option<(bool, Digest)> {
     let algorithm = &cert.signature_algorithm.algorithm;
     let known = [
-        (oid!(1.2.840.10045.4.3.2), false, Hash::Sha256),
-        (oid!(1.2.840.10045.4.3.3), false, Hash::Sha384),
-        (oid!(1.2.840.10045.4.3.4), false, Hash::Sha512),
-        (oid!(1.2.840.113549.1.1.11), true, Hash::Sha256),
-        (oid!(1.2.840.113549.1.1.12), true, Hash::Sha384),
-        (oid!(1.2.840.113549.1.1.13), true, Hash::Sha512),
+        (oid!(1.2.840.10045.4.3.2), false, Digest::Sha256),
+        (oid!(1.2.840.10045.4.3.3), false, Digest::Sha384),
+        (oid!(1.2.840.10045.4.3.4), false, Digest::Sha512),
+        (oid!(1.2.840.113549.1.1.11), true, Digest::Sha256),
+        (oid!(1.2.840.113549.1.1.12), true, Digest::Sha384),
+        (oid!(1.2.840.113549.1.1.13), true, Digest::Sha512),
     ];
     known
         .into_iter()
@@ -536,18 +586,18 @@ fn verify_signature(
             .is_ok()
     };
     let algorithm: &'static dyn VerificationAlgorithm = match (kind, rsa, hash) {
-        (KeyKind::Rsa, true, Hash::Sha256) => &signature::RSA_PKCS1_2048_8192_SHA256,
-        (KeyKind::Rsa, true, Hash::Sha384) => &signature::RSA_PKCS1_2048_8192_SHA384,
-        (KeyKind::Rsa, true, Hash::Sha512) => &signature::RSA_PKCS1_2048_8192_SHA512,
-        (KeyKind::P256, false, Hash::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
-        (KeyKind::P256, false, Hash::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
-        (KeyKind::P256, false, Hash::Sha512) => &signature::ECDSA_P256_SHA512_ASN1,
-        (KeyKind::P384, false, Hash::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
-        (KeyKind::P384, false, Hash::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
-        (KeyKind::P384, false, Hash::Sha512) => &signature::ECDSA_P384_SHA512_ASN1,
-        (KeyKind::P521, false, Hash::Sha256) => &signature::ECDSA_P521_SHA256_ASN1,
-        (KeyKind::P521, false, Hash::Sha384) => &signature::ECDSA_P521_SHA384_ASN1,
-        (KeyKind::P521, false, Hash::Sha512) => &signature::ECDSA_P521_SHA512_ASN1,
+        (KeyKind::Rsa, true, Digest::Sha256) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        (KeyKind::Rsa, true, Digest::Sha384) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        (KeyKind::Rsa, true, Digest::Sha512) => &signature::RSA_PKCS1_2048_8192_SHA512,
+        (KeyKind::P256, false, Digest::Sha256) => &signature::ECDSA_P256_SHA256_ASN1,
+        (KeyKind::P256, false, Digest::Sha384) => &signature::ECDSA_P256_SHA384_ASN1,
+        (KeyKind::P256, false, Digest::Sha512) => &signature::ECDSA_P256_SHA512_ASN1,
+        (KeyKind::P384, false, Digest::Sha256) => &signature::ECDSA_P384_SHA256_ASN1,
+        (KeyKind::P384, false, Digest::Sha384) => &signature::ECDSA_P384_SHA384_ASN1,
+        (KeyKind::P384, false, Digest::Sha512) => &signature::ECDSA_P384_SHA512_ASN1,
+        (KeyKind::P521, false, Digest::Sha256) => &signature::ECDSA_P521_SHA256_ASN1,
+        (KeyKind::P521, false, Digest::Sha384) => &signature::ECDSA_P521_SHA384_ASN1,
+        (KeyKind::P521, false, Digest::Sha512) => &signature::ECDSA_P521_SHA512_ASN1,
         _ => return Err(EdgeError::Unsupported),
     };
     if verify(algorithm) {
@@ -556,10 +606,10 @@ fn verify_signature(
     // Software attestation chains are signed with RSA-1024 keys; accept them here so such a
     // chain can be recognised as `software_root`, and let the walk refuse them anywhere else.
     let legacy: Option<&'static dyn VerificationAlgorithm> = match (kind, hash) {
-        (KeyKind::Rsa, Hash::Sha256) => {
+        (KeyKind::Rsa, Digest::Sha256) => {
             Some(&signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY)
         }
-        (KeyKind::Rsa, Hash::Sha512) => {
+        (KeyKind::Rsa, Digest::Sha512) => {
             Some(&signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY)
         }
         _ => None,
@@ -570,8 +620,10 @@ fn verify_signature(
     }
 }
 
-/// Verified signature edges: SHA-256 of (certificate DER ‖ issuer SubjectPublicKeyInfo DER),
-/// bounded, oldest evicted first.
+/// Verified signature edges (this certificate's signature verifies under that key), bounded,
+/// oldest evicted first. Entries hold the certificate and the issuer's SubjectPublicKeyInfo and
+/// are compared in full; the hash reads only their tails (the signature, the key bits), so a
+/// lookup costs neither a copy nor a digest of the certificate.
 #[derive(Debug, Default)]
 struct EdgeCache {
     inner: Mutex<EdgeSet>,
@@ -579,36 +631,110 @@ struct EdgeCache {
 
 #[derive(Debug, Default)]
 struct EdgeSet {
-    set: HashSet<[u8; 32]>,
-    order: VecDeque<[u8; 32]>,
+    set: HashSet<EdgeKey>,
+    order: VecDeque<EdgeKey>,
+}
+
+/// A borrowed or owned (certificate DER, issuer SPKI DER) pair.
+trait Edge {
+    fn cert(&self) -> &[u8];
+    fn issuer(&self) -> &[u8];
+}
+
+impl Edge for (&[u8], &[u8]) {
+    fn cert(&self) -> &[u8] {
+        self.0
+    }
+    fn issuer(&self) -> &[u8] {
+        self.1
+    }
+}
+
+#[derive(Debug)]
+struct OwnedEdge {
+    cert: Vec<u8>,
+    issuer: Vec<u8>,
+}
+
+impl Edge for OwnedEdge {
+    fn cert(&self) -> &[u8] {
+        &self.cert
+    }
+    fn issuer(&self) -> &[u8] {
+        &self.issuer
+    }
+}
+
+fn tail(bytes: &[u8], count: usize) -> &[u8] {
+    bytes
+        .get(bytes.len().saturating_sub(count)..)
+        .unwrap_or_default()
+}
+
+impl Hash for dyn Edge + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        tail(self.cert(), 64).hash(state);
+        tail(self.issuer(), 32).hash(state);
+    }
+}
+
+impl PartialEq for dyn Edge + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.cert() == other.cert() && self.issuer() == other.issuer()
+    }
+}
+
+impl Eq for dyn Edge + '_ {}
+
+#[derive(Debug, Clone)]
+struct EdgeKey(Arc<OwnedEdge>);
+
+impl Hash for EdgeKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self.0.as_ref() as &dyn Edge).hash(state);
+    }
+}
+
+impl PartialEq for EdgeKey {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0.as_ref() as &dyn Edge) == (other.0.as_ref() as &dyn Edge)
+    }
+}
+
+impl Eq for EdgeKey {}
+
+impl<'a> Borrow<dyn Edge + 'a> for EdgeKey {
+    fn borrow(&self) -> &(dyn Edge + 'a) {
+        self.0.as_ref()
+    }
 }
 
 impl EdgeCache {
-    fn key(cert: &[u8], issuer_spki: &[u8]) -> [u8; 32] {
-        let mut context = digest::Context::new(&digest::SHA256);
-        context.update(cert);
-        context.update(issuer_spki);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(context.finish().as_ref());
-        out
-    }
-
-    fn contains(&self, key: &[u8; 32]) -> bool {
+    fn contains(&self, cert: &[u8], issuer_spki: &[u8]) -> bool {
+        let probe = (cert, issuer_spki);
         self.inner
             .lock()
-            .map(|edges| edges.set.contains(key))
+            .map(|edges| edges.set.contains(&probe as &dyn Edge))
             .unwrap_or(false)
     }
 
-    fn insert(&self, key: [u8; 32]) {
-        if let Ok(mut edges) = self.inner.lock()
-            && edges.set.insert(key)
-        {
-            edges.order.push_back(key);
-            while edges.order.len() > EDGE_CACHE_CAPACITY {
-                if let Some(old) = edges.order.pop_front() {
-                    edges.set.remove(&old);
-                }
+    fn insert(&self, cert: &[u8], issuer_spki: &[u8]) {
+        let Ok(mut edges) = self.inner.lock() else {
+            return;
+        };
+        let probe = (cert, issuer_spki);
+        if edges.set.contains(&probe as &dyn Edge) {
+            return;
+        }
+        let key = EdgeKey(Arc::new(OwnedEdge {
+            cert: cert.to_vec(),
+            issuer: issuer_spki.to_vec(),
+        }));
+        edges.set.insert(key.clone());
+        edges.order.push_back(key);
+        while edges.order.len() > EDGE_CACHE_CAPACITY {
+            if let Some(old) = edges.order.pop_front() {
+                edges.set.remove(&old);
             }
         }
     }
