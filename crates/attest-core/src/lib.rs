@@ -11,6 +11,7 @@
     )
 )]
 
+pub mod android;
 pub mod apple;
 pub mod challenge;
 

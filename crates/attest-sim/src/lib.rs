@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod android;
 mod assertion;
 mod attestation;
 mod ca;
