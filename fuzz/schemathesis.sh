@@ -6,7 +6,8 @@
 #   fuzz/schemathesis.sh --max-examples 20 -- --phases coverage,fuzzing   # extra schemathesis args
 #
 # Starts `attestd serve` in quick-start mode on 127.0.0.1 (a port the kernel picks) with a SQLite
-# file in a temporary directory and a random admin token, runs every schemathesis check but
+# file in a temporary directory, a random admin token and no rate limits (every case comes from
+# one address: limits would answer 429 instead of exercising the routes; rate_limits.rs tests them), runs every schemathesis check but
 # `positive_data_acceptance` (a schema-valid request carrying a forged attestation, challenge or
 # key id is rightly refused), then stops the server. Exit code: schemathesis's (0 = no failure),
 # or 1 if the server died or logged a panic. Reports (JUnit, NDJSON) go to
@@ -61,6 +62,8 @@ ATTESTD_ADMIN_TOKEN="$admin_token" "$binary" serve \
   --database-url "sqlite://$work/attestd.db" \
   --quickstart-dir "$work/quickstart" \
   --log-format json \
+  --rate-limit-address off \
+  --rate-limit-key off \
   >"$work/server.log" 2>&1 &
 server=$!
 
