@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use attestd::server::limits::Rate;
 use attestd::server::{Config, RateLimitSettings};
-use common::{APP, Db, Server, assertion_body, device};
+use common::{ADMIN_TOKEN, APP, Db, Server, assertion_body, device};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -18,6 +18,7 @@ on_both_stores!(
     a_flooding_address_gets_429_with_retry_after_while_probes_and_others_pass,
     a_key_is_limited_by_its_own_assertions_and_strangers_cannot_spend_its_budget,
     instances_sharing_a_database_split_the_limits,
+    the_admin_and_hosted_routes_are_limited_in_their_own_error_shapes,
 );
 
 /// `burst` requests, then nothing for 1,000 s per request.
@@ -127,6 +128,53 @@ async fn a_flooding_address_gets_429_with_retry_after_while_probes_and_others_pa
     );
     let (status, _, _) = challenge_from(&server, "2001:db8:7:8::1").await;
     assert_eq!(status, StatusCode::CREATED, "another /64");
+}
+
+/// The address limit counts every route but the probes: the admin API (a guessed token costs
+/// the guesser) and the hosted-compatible routes, which answer in their own shape.
+async fn the_admin_and_hosted_routes_are_limited_in_their_own_error_shapes(db: &Db) {
+    let limits = RateLimitSettings {
+        address: slow(2),
+        key: None,
+        ..RateLimitSettings::default()
+    };
+    let server = Server::start_with(config(db, limits)).await;
+    let send = |path: &str, address: &str, token: &str| {
+        server
+            .client
+            .get(server.url(path))
+            .header("x-forwarded-for", address)
+            .header("x-app-id", APP)
+            .bearer_auth(token)
+            .send()
+    };
+
+    let guesser = "203.0.113.20";
+    for n in 1..=2 {
+        let response = send("/admin/v1/apps", guesser, "a-guess").await.expect("request");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "guess {n}");
+    }
+    let response = send("/admin/v1/apps", guesser, ADMIN_TOKEN)
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["code"], "rate_limited", "{body}");
+
+    let hosted = "203.0.113.21";
+    let challenge = "/api/v1/attestation/challenge";
+    for n in 1..=2 {
+        let response = send(challenge, hosted, "").await.expect("request");
+        assert!(response.status().is_success(), "challenge {n}: {}", response.status());
+    }
+    let response = send(challenge, hosted, "").await.expect("request");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_attestation", "{body}");
+    assert_eq!(body["details"]["reason"], "rate_limited", "{body}");
+    assert_eq!(body["details"]["limit"], "address", "{body}");
 }
 
 async fn a_key_is_limited_by_its_own_assertions_and_strangers_cannot_spend_its_budget(db: &Db) {

@@ -167,7 +167,8 @@ const IN_MEMORY_ROUTES: [&str; 4] = [
 ///   the admin middleware, on every route with the `admin_token` scheme;
 /// - 413 `body_too_large`: the body limit, on every route with a body;
 /// - 415 `unsupported_media_type`: the JSON extractor, on every route with a required body;
-/// - 429 `rate_limited` (with `Retry-After`): the rate limits of the public `/v1` routes;
+/// - 429 `rate_limited` (with `Retry-After`): the per-address limit, on every route but the
+///   probes and the scrape ([`limits::EXEMPT`](super::limits::EXEMPT)); the admin routes too;
 /// - 503 `unavailable` / `timeout`: the database, and the request timeout around everything
 ///   that waits on it (all routes but [`IN_MEMORY_ROUTES`]).
 ///
@@ -237,7 +238,7 @@ fn add_common_responses(path: &str, operation: &mut Operation) {
     if body_required {
         common.push(&UNSUPPORTED_MEDIA_TYPE);
     }
-    if path.starts_with("/v1/") {
+    if !super::limits::EXEMPT.contains(&path) {
         common.push(&RATE_LIMITED);
     }
     if !IN_MEMORY_ROUTES.contains(&path) {

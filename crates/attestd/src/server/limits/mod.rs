@@ -37,10 +37,11 @@ pub use buckets::{BucketTable, Rate};
 use super::config::{LimitShare, RateLimitSettings};
 use super::context::ClientIp;
 use super::error::ApiError;
+use super::routes::hosted::HostedError;
 use super::state::AppState;
 
 /// Routes never limited: probes and scrapes must answer while a flood is refused.
-const EXEMPT: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+pub const EXEMPT: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// The limiter of one instance.
 #[derive(Debug)]
@@ -214,6 +215,10 @@ pub async fn limit_addresses(
         && !EXEMPT.contains(&request.uri().path())
         && let Err(error) = state.limits.check_address(ip, Instant::now())
     {
+        // The hosted-compatible routes answer their own error shape, this refusal included.
+        if request.uri().path().starts_with("/api/v1/") {
+            return HostedError(error).into_response();
+        }
         return error.into_response();
     }
     next.run(request).await

@@ -172,7 +172,11 @@ impl HostedError {
 
 impl IntoResponse for HostedError {
     fn into_response(self) -> Response {
-        (self.0.status(), Json(self.body())).into_response()
+        let body = Json(self.body());
+        // The status, the headers (`Retry-After`, `WWW-Authenticate`) and the extensions (the
+        // error code the telemetry middleware logs) are the error's own; only the body differs.
+        let (parts, _) = self.0.into_response().into_parts();
+        (parts, body).into_response()
     }
 }
 
