@@ -173,7 +173,7 @@ const IN_MEMORY_ROUTES: [&str; 4] = [
 ///   that waits on it (all routes but [`IN_MEMORY_ROUTES`]).
 ///
 /// The hosted-compatible routes (`/api/v1/...`) answer their own error shape.
-/// `tests/openapi_contract.rs` checks the result route by route.
+/// `tests/it/openapi_contract.rs` checks the result route by route.
 #[derive(Debug)]
 struct CommonResponses;
 

@@ -150,7 +150,7 @@ pub fn config(db: &Db) -> Config {
     }];
     config.admin_token = Some(attestd::server::config::Secret::new(ADMIN_TOKEN));
     // Every test request comes from 127.0.0.1: the limits have tests of their own
-    // (tests/rate_limits.rs), the others must not depend on the machine's speed.
+    // (tests/it/rate_limits.rs), the others must not depend on the machine's speed.
     config.rate_limits = attestd::server::RateLimitSettings::off();
     config
 }

@@ -6,7 +6,7 @@
 //! the document is walked route by route and every documented rule is tried against what the
 //! server does. The long run is `fuzz/schemathesis.sh` (docs/fuzzing.md).
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -463,7 +463,7 @@ async fn documented_patterns_are_what_the_server_decodes(db: &Db) {
     assert!(!challenge.is_match(&issued[1..]));
     assert!(!challenge.is_match(&format!("{issued}=")));
 
-    // FilterText: a NUL is refused (tests/admin_filters.rs tries every filter).
+    // FilterText: a NUL is refused (admin_filters.rs tries every filter).
     let filter = pattern(&document, "FilterText");
     assert!(filter.is_match("any text at all, even \u{7f}"));
     assert!(!filter.is_match("a\u{0}b"));

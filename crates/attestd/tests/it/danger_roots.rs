@@ -2,7 +2,7 @@
 //! only: an app that accepts `any` environment still refuses a production key whose chain ends
 //! at one, over both attestation routes.
 
-mod common;
+use crate::common;
 
 use attest_core::apple::EnvironmentPolicy;
 use base64::Engine;

@@ -2,7 +2,7 @@
 //! retries with backoff (a receiver that fails twice then succeeds), giving up, the delivery
 //! log, and deliveries that survive a server restart (the outbox is in the database).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

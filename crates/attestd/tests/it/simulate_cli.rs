@@ -1,6 +1,6 @@
 //! `attestd simulate` against a real server in quick-start mode: the README's zero-config flow.
 
-mod common;
+use crate::common;
 
 use attestd::server::Config;
 use common::{Db, Server};

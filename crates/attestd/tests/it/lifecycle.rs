@@ -3,7 +3,7 @@
 //! development and production keys of one device, revoked and expired keys; each with what the
 //! client is told to do.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! Every limit here refills at one request per 1,000 s or slower, so nothing refills while a
 //! test runs, however slow the machine: the counts are exact.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -151,10 +151,12 @@ async fn the_admin_and_hosted_routes_are_limited_in_their_own_error_shapes(db: &
 
     let guesser = "203.0.113.20";
     for n in 1..=2 {
-        let response = send("/admin/v1/apps", guesser, "a-guess").await.expect("request");
+        let response = send("/admin/v1/devices", guesser, "a-guess")
+            .await
+            .expect("request");
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "guess {n}");
     }
-    let response = send("/admin/v1/apps", guesser, ADMIN_TOKEN)
+    let response = send("/admin/v1/devices", guesser, ADMIN_TOKEN)
         .await
         .expect("request");
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -166,7 +168,11 @@ async fn the_admin_and_hosted_routes_are_limited_in_their_own_error_shapes(db: &
     let challenge = "/api/v1/attestation/challenge";
     for n in 1..=2 {
         let response = send(challenge, hosted, "").await.expect("request");
-        assert!(response.status().is_success(), "challenge {n}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "challenge {n}: {}",
+            response.status()
+        );
     }
     let response = send(challenge, hosted, "").await.expect("request");
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);

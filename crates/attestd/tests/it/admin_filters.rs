@@ -2,7 +2,7 @@
 //! naming the parameter, on both stores (PostgreSQL used to fail the query, which answered 503
 //! `unavailable` and logged a false database alarm; SQLite ran it).
 
-mod common;
+use crate::common;
 
 use common::{ADMIN_TOKEN, APP, Db, Server, assert_error};
 use reqwest::{Method, StatusCode};

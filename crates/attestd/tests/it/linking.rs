@@ -2,7 +2,7 @@
 //! backend links; ids a client merely names are ignored, and a link token that does not vouch
 //! for this key, this app, now, is refused.
 
-mod common;
+use crate::common;
 
 use common::{
     APP, Db, LINK_SECRET, OTHER_APP, Server, assert_error, attestation, attestation_body, claims,

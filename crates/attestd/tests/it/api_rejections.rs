@@ -1,6 +1,6 @@
 //! Every way a request is refused, with its exact status and code.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

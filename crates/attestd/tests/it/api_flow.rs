@@ -1,7 +1,7 @@
 //! The happy paths through the real server: registration, assertions, tokens, the hosted
 //! shape, the admin API and the operational routes.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

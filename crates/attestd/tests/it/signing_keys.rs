@@ -3,7 +3,7 @@
 //! margin), whether or not anyone rotates again, and is deleted a day after that. Times are
 //! injected through the store (keys created hours ago), and the rest goes through HTTP.
 
-mod common;
+use crate::common;
 
 use attest_store::{AnyStore, SigningKey, Store};
 use attest_token::SigningKeyPair;

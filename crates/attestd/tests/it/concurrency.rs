@@ -1,7 +1,7 @@
 //! Races: two server instances on one database, the same attestation and the same assertion
 //! each submitted 50 times at once. Exactly one of each may succeed.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

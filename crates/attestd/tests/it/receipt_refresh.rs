@@ -3,8 +3,8 @@
 //! database, and an outage. Each test runs on SQLite, and on PostgreSQL when `DATABASE_URL` is
 //! set.
 
-mod apple;
-mod common;
+use crate::apple;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

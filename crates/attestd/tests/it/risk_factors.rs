@@ -2,7 +2,7 @@
 //! the simulator: the score and its factors (with evidence) in the answer, the token and the
 //! error details.
 
-mod common;
+use crate::common;
 
 use attestd::server::Config;
 use common::{

@@ -4,7 +4,7 @@
 //! without the key or with another one refuses to start, and instances sharing the database
 //! and the key interoperate.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -3,8 +3,8 @@
 //! every failure mapped to a stable JSON error. Each test runs on SQLite, and on PostgreSQL when
 //! `DATABASE_URL` is set.
 
-mod apple;
-mod common;
+use crate::apple;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,7 @@
 //!   when a failover leaves the instances on a read-only standby. Other tests' roles and the
 //!   database itself are untouched.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! enforce blocks exactly what the decision log and metrics said it would; receipt,
 //! environment and time-window rules; the hosted ATT_004 answer.
 
-mod common;
+use crate::common;
 
 use attest_policy::{ClockTime, Environment, Mode, Policy, TimeWindow};
 use attestd::server::Config;

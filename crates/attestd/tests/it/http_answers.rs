@@ -3,7 +3,7 @@
 //! connection is then closed; requests hyper cannot parse get a JSON error with a stable code
 //! (docs/api.md, "Answers before the router"); well-formed requests keep the connection alive.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
