@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use time::OffsetDateTime;
 
+pub use attest_types::{Environment, UnknownValue};
+
 /// An App Attest key identifier: the 32 bytes of SHA-256 over the key's public point.
 pub type KeyId = [u8; 32];
 
@@ -64,36 +66,6 @@ pub struct DeviceHistory {
     pub keys: u64,
     /// When the first of them was attested.
     pub first_seen: Option<OffsetDateTime>,
-}
-
-/// The App Attest environment a key was attested in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Environment {
-    /// The sandbox (`appattestdevelop`): development-signed builds.
-    Development,
-    /// Production: App Store, TestFlight and Enterprise builds.
-    Production,
-}
-
-impl Environment {
-    /// `development` or `production`, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Development => "development",
-            Self::Production => "production",
-        }
-    }
-}
-
-impl FromStr for Environment {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "development" => Ok(Self::Development),
-            "production" => Ok(Self::Production),
-            _ => Err(UnknownValue("environment")),
-        }
-    }
 }
 
 /// An attested App Attest key and what the server has learned about it.
@@ -208,7 +180,7 @@ impl FromStr for RevocationReason {
             "revoked" => Ok(Self::Revoked),
             "superseded" => Ok(Self::Superseded),
             "expired" => Ok(Self::Expired),
-            _ => Err(UnknownValue("revocation reason")),
+            _ => Err(UnknownValue::new("revocation reason")),
         }
     }
 }
@@ -276,7 +248,7 @@ impl FromStr for Outcome {
             "allow" => Ok(Self::Allow),
             "allow_monitored" => Ok(Self::AllowMonitored),
             "deny" => Ok(Self::Deny),
-            _ => Err(UnknownValue("outcome")),
+            _ => Err(UnknownValue::new("outcome")),
         }
     }
 }
@@ -379,7 +351,7 @@ impl FromStr for DecisionKind {
             "attestation" => Ok(Self::Attestation),
             "assertion" => Ok(Self::Assertion),
             "device_check" => Ok(Self::DeviceCheck),
-            _ => Err(UnknownValue("decision kind")),
+            _ => Err(UnknownValue::new("decision kind")),
         }
     }
 }
@@ -413,7 +385,7 @@ impl FromStr for PolicyMode {
             "off" => Ok(Self::Off),
             "monitor" => Ok(Self::Monitor),
             "enforce" => Ok(Self::Enforce),
-            _ => Err(UnknownValue("policy mode")),
+            _ => Err(UnknownValue::new("policy mode")),
         }
     }
 }
@@ -492,11 +464,6 @@ impl fmt::Debug for SigningKey {
             .finish()
     }
 }
-
-/// A stored enumeration had a value this version does not know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {0} value")]
-pub struct UnknownValue(pub(crate) &'static str);
 
 /// `time` without its sub-second part: the precision the store keeps.
 pub fn whole_seconds(time: OffsetDateTime) -> OffsetDateTime {

@@ -1,5 +1,6 @@
-//! Spec nouns as types: App ID, key id, AAGUID and environment.
+//! Spec nouns as types: App ID, key id, AAGUID and environment policy.
 
+use attest_types::Environment;
 use aws_lc_rs::digest;
 
 /// An App ID, `TEAMID.bundle.identifier`, with its SHA-256 (the expected rpIdHash) precomputed.
@@ -109,31 +110,6 @@ impl std::fmt::Debug for KeyId {
             write!(f, "{b:02x}")?;
         }
         f.write_str(")")
-    }
-}
-
-/// The App Attest environment a key was created in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Environment {
-    /// The sandbox (`appattestdevelop` AAGUID): development-signed builds.
-    Development,
-    /// Production (`appattest\0\0\0\0\0\0\0` AAGUID): App Store, TestFlight, Enterprise.
-    Production,
-}
-
-impl Environment {
-    /// `development` or `production`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Development => "development",
-            Self::Production => "production",
-        }
-    }
-}
-
-impl std::fmt::Display for Environment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -150,7 +150,7 @@ impl KeyFacts {
                 .receipt_risk_metric
                 .map(|metric| u32::try_from(metric.max(0)).unwrap_or(u32::MAX)),
             receipt_age,
-            environment: Some(policy_environment(key.environment)),
+            environment: Some(key.environment),
             validation_category: meta(metadata::VALIDATION_CATEGORY)
                 .and_then(Value::as_str)
                 .and_then(|text| hex::decode(text).ok()),
@@ -174,14 +174,6 @@ impl KeyFacts {
         signals.bundle_version.clone_from(&self.bundle_version);
         signals.counter_regressions = self.counter_regressions;
         signals.replays = self.replays;
-    }
-}
-
-/// The store's environment in attest-policy's terms.
-pub fn policy_environment(environment: attest_store::Environment) -> Environment {
-    match environment {
-        attest_store::Environment::Development => Environment::Development,
-        attest_store::Environment::Production => Environment::Production,
     }
 }
 
