@@ -9,34 +9,7 @@ use crate::policy::{Mode, Policy};
 use crate::risk::RiskAssessment;
 use crate::signals::ReceiptStatus;
 
-/// What happens to the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Let through.
-    Allow,
-    /// Let through although enforcing would have denied it (monitor mode); marked as such.
-    AllowMonitored,
-    /// Refused.
-    Deny,
-}
-
-impl Outcome {
-    /// `allow`, `allow_monitored` or `deny` (the same strings the decision log stores).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::AllowMonitored => "allow_monitored",
-            Self::Deny => "deny",
-        }
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use attest_types::Outcome;
 
 /// The stable id of a failed rule (snake_case; a metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

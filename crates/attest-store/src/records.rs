@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use time::OffsetDateTime;
 
-pub use attest_types::{Environment, UnknownValue};
+pub use attest_types::{Environment, Outcome, UnknownValue};
 
 /// An App Attest key identifier: the 32 bytes of SHA-256 over the key's public point.
 pub type KeyId = [u8; 32];
@@ -216,40 +216,6 @@ impl CounterAdvance {
     /// Whether the counter moved forward.
     pub fn is_advanced(self) -> bool {
         matches!(self, Self::Advanced)
-    }
-}
-
-/// The outcome of a decision, as logged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// The request was allowed.
-    Allow,
-    /// The request failed a check but was allowed because the app runs in monitor mode.
-    AllowMonitored,
-    /// The request was denied.
-    Deny,
-}
-
-impl Outcome {
-    /// `allow`, `allow_monitored` or `deny`, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::AllowMonitored => "allow_monitored",
-            Self::Deny => "deny",
-        }
-    }
-}
-
-impl FromStr for Outcome {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "allow" => Ok(Self::Allow),
-            "allow_monitored" => Ok(Self::AllowMonitored),
-            "deny" => Ok(Self::Deny),
-            _ => Err(UnknownValue::new("outcome")),
-        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use attest_policy::Mode;
 use attest_store::{
-    Decision, DecisionFactor, DecisionKind, DecisionReason, Outcome, PolicyMode, Refusal, Store,
+    Decision, DecisionFactor, DecisionKind, DecisionReason, PolicyMode, Refusal, Store,
     whole_seconds,
 };
 use serde_json::json;
@@ -98,7 +98,7 @@ pub fn log_entry(entry: &Entry<'_>) -> Decision {
         whole_seconds(entry.now),
         subject.app_id(),
         entry.route,
-        store_outcome(verdict.decision.outcome),
+        verdict.decision.outcome,
         entry.code,
     );
     decision.key_id = subject.key_id.map(|id| id.0);
@@ -130,14 +130,6 @@ pub fn log_entry(entry: &Entry<'_>) -> Decision {
         })
         .collect();
     decision
-}
-
-fn store_outcome(outcome: attest_policy::Outcome) -> Outcome {
-    match outcome {
-        attest_policy::Outcome::Allow => Outcome::Allow,
-        attest_policy::Outcome::AllowMonitored => Outcome::AllowMonitored,
-        attest_policy::Outcome::Deny => Outcome::Deny,
-    }
 }
 
 fn store_mode(mode: Mode) -> PolicyMode {
