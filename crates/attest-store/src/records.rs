@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use time::OffsetDateTime;
 
-pub use attest_types::{Environment, Outcome, UnknownValue};
+pub use attest_types::{Environment, Outcome, PolicyMode, UnknownValue};
 
 /// An App Attest key identifier: the 32 bytes of SHA-256 over the key's public point.
 pub type KeyId = [u8; 32];
@@ -318,40 +318,6 @@ impl FromStr for DecisionKind {
             "assertion" => Ok(Self::Assertion),
             "device_check" => Ok(Self::DeviceCheck),
             _ => Err(UnknownValue::new("decision kind")),
-        }
-    }
-}
-
-/// An app's policy mode, as logged with each decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PolicyMode {
-    /// No enforcement.
-    Off,
-    /// Verify and record, let through.
-    Monitor,
-    /// Deny what fails a rule.
-    Enforce,
-}
-
-impl PolicyMode {
-    /// `off`, `monitor` or `enforce`, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Off => "off",
-            Self::Monitor => "monitor",
-            Self::Enforce => "enforce",
-        }
-    }
-}
-
-impl FromStr for PolicyMode {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "off" => Ok(Self::Off),
-            "monitor" => Ok(Self::Monitor),
-            "enforce" => Ok(Self::Enforce),
-            _ => Err(UnknownValue::new("policy mode")),
         }
     }
 }

@@ -2,10 +2,8 @@
 
 use std::sync::Arc;
 
-use attest_policy::Mode;
 use attest_store::{
-    Decision, DecisionFactor, DecisionKind, DecisionReason, PolicyMode, Refusal, Store,
-    whole_seconds,
+    Decision, DecisionFactor, DecisionKind, DecisionReason, Refusal, Store, whole_seconds,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -108,7 +106,7 @@ pub fn log_entry(entry: &Entry<'_>) -> Decision {
     decision.user_id = subject.user_id.map(str::to_owned);
     decision.client_ip = subject.context.ip_text();
     decision.environment = subject.key.map(|key| key.environment);
-    decision.mode = Some(store_mode(verdict.mode));
+    decision.mode = Some(verdict.mode);
     decision.would_deny = verdict.decision.would_deny;
     decision.reasons = verdict
         .decision
@@ -130,14 +128,6 @@ pub fn log_entry(entry: &Entry<'_>) -> Decision {
         })
         .collect();
     decision
-}
-
-fn store_mode(mode: Mode) -> PolicyMode {
-    match mode {
-        Mode::Off => PolicyMode::Off,
-        Mode::Monitor => PolicyMode::Monitor,
-        Mode::Enforce => PolicyMode::Enforce,
-    }
 }
 
 /// `attestd_decisions_total{app,outcome,reason}` once per failed rule (`reason="none"` when no
