@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use time::OffsetDateTime;
 
-pub use attest_types::{Environment, Outcome, PolicyMode, UnknownValue};
+pub use attest_types::{DecisionKind, Environment, Outcome, PolicyMode, UnknownValue};
 
 /// An App Attest key identifier: the 32 bytes of SHA-256 over the key's public point.
 pub type KeyId = [u8; 32];
@@ -283,41 +283,6 @@ impl Decision {
             would_deny: false,
             reasons: Vec::new(),
             factors: Vec::new(),
-        }
-    }
-}
-
-/// What a decision was about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DecisionKind {
-    /// Registering a key.
-    Attestation,
-    /// Using a key.
-    Assertion,
-    /// A DeviceCheck token checked with Apple (`POST /v1/device-checks`): the fallback for
-    /// devices without App Attest.
-    DeviceCheck,
-}
-
-impl DecisionKind {
-    /// `attestation`, `assertion` or `device_check`, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Attestation => "attestation",
-            Self::Assertion => "assertion",
-            Self::DeviceCheck => "device_check",
-        }
-    }
-}
-
-impl FromStr for DecisionKind {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "attestation" => Ok(Self::Attestation),
-            "assertion" => Ok(Self::Assertion),
-            "device_check" => Ok(Self::DeviceCheck),
-            _ => Err(UnknownValue::new("decision kind")),
         }
     }
 }
