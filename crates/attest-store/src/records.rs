@@ -5,11 +5,12 @@
 //! must compare equal.
 
 use std::fmt;
-use std::str::FromStr;
 
 use time::OffsetDateTime;
 
-pub use attest_types::{DecisionKind, Environment, Outcome, PolicyMode, UnknownValue};
+pub use attest_types::{
+    DecisionKind, Environment, Outcome, PolicyMode, RevocationReason, UnknownValue,
+};
 
 /// An App Attest key identifier: the 32 bytes of SHA-256 over the key's public point.
 pub type KeyId = [u8; 32];
@@ -147,40 +148,6 @@ impl DeviceKey {
             counter_regressions: 0,
             replays: 0,
             revocation_reason: None,
-        }
-    }
-}
-
-/// Why a key is no longer accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RevocationReason {
-    /// Revoked by an operator (admin API).
-    Revoked,
-    /// Replaced by a newer key of the same device or user ([`DeviceKey::superseded_by`]).
-    Superseded,
-    /// Unused for longer than the configured idle expiry.
-    Expired,
-}
-
-impl RevocationReason {
-    /// `revoked`, `superseded` or `expired`, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Revoked => "revoked",
-            Self::Superseded => "superseded",
-            Self::Expired => "expired",
-        }
-    }
-}
-
-impl FromStr for RevocationReason {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "revoked" => Ok(Self::Revoked),
-            "superseded" => Ok(Self::Superseded),
-            "expired" => Ok(Self::Expired),
-            _ => Err(UnknownValue::new("revocation reason")),
         }
     }
 }
