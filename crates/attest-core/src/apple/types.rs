@@ -1,4 +1,4 @@
-//! Spec nouns as types: App ID, key id, AAGUID and environment policy.
+//! Spec nouns as types: App ID, AAGUID and environment policy.
 
 use attest_types::Environment;
 use aws_lc_rs::digest;
@@ -79,39 +79,6 @@ impl std::str::FromStr for AppId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("an App ID has the form TEAMID.bundle.id")]
 pub struct InvalidAppId;
-
-/// An App Attest key identifier: SHA-256 of the credential's uncompressed P-256 point.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(pub [u8; 32]);
-
-impl KeyId {
-    /// Builds a key id from exactly 32 bytes (as the app reports it, after base64 decoding).
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(Self)
-    }
-
-    /// The key id of an uncompressed P-256 point (`04 ‖ X ‖ Y`).
-    pub fn of_public_point(point: &[u8]) -> Self {
-        let mut id = [0u8; 32];
-        id.copy_from_slice(digest::digest(&digest::SHA256, point).as_ref());
-        Self(id)
-    }
-
-    /// The raw 32 bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeyId(")?;
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        f.write_str(")")
-    }
-}
 
 /// Which environments a verifier accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
