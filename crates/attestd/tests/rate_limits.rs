@@ -151,7 +151,9 @@ async fn the_admin_and_hosted_routes_are_limited_in_their_own_error_shapes(db: &
 
     let guesser = "203.0.113.20";
     for n in 1..=2 {
-        let response = send("/admin/v1/apps", guesser, "a-guess").await.expect("request");
+        let response = send("/admin/v1/apps", guesser, "a-guess")
+            .await
+            .expect("request");
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "guess {n}");
     }
     let response = send("/admin/v1/apps", guesser, ADMIN_TOKEN)
@@ -166,7 +168,11 @@ async fn the_admin_and_hosted_routes_are_limited_in_their_own_error_shapes(db: &
     let challenge = "/api/v1/attestation/challenge";
     for n in 1..=2 {
         let response = send(challenge, hosted, "").await.expect("request");
-        assert!(response.status().is_success(), "challenge {n}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "challenge {n}: {}",
+            response.status()
+        );
     }
     let response = send(challenge, hosted, "").await.expect("request");
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
