@@ -4,6 +4,10 @@ use attest_types::Environment;
 use aws_lc_rs::digest;
 
 /// An App ID, `TEAMID.bundle.identifier`, with its SHA-256 (the expected rpIdHash) precomputed.
+///
+/// Apple's validated form of an app's name. The platform-neutral name is
+/// [`attest_types::AppId`] (an App ID or an Android package name); this one adds Apple's
+/// `TEAMID.` shape and the rpIdHash that only the App Attest verifier needs.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct AppId {
     value: String,
