@@ -5,38 +5,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::policy::{Mode, Policy};
+use crate::policy::{Policy, PolicyMode};
 use crate::risk::RiskAssessment;
 use crate::signals::ReceiptStatus;
 
-/// What happens to the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Let through.
-    Allow,
-    /// Let through although enforcing would have denied it (monitor mode); marked as such.
-    AllowMonitored,
-    /// Refused.
-    Deny,
-}
-
-impl Outcome {
-    /// `allow`, `allow_monitored` or `deny` (the same strings the decision log stores).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::AllowMonitored => "allow_monitored",
-            Self::Deny => "deny",
-        }
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use attest_types::Outcome;
 
 /// The stable id of a failed rule (snake_case; a metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -260,9 +233,9 @@ pub fn decide(
 
     let would_deny = !reasons.is_empty();
     let outcome = match (policy.mode, would_deny) {
-        (Mode::Enforce, true) => Outcome::Deny,
-        (Mode::Monitor, true) => Outcome::AllowMonitored,
-        (Mode::Off, _) | (_, false) => Outcome::Allow,
+        (PolicyMode::Enforce, true) => Outcome::Deny,
+        (PolicyMode::Monitor, true) => Outcome::AllowMonitored,
+        (PolicyMode::Off, _) | (_, false) => Outcome::Allow,
     };
     let permissions = if outcome == Outcome::Deny {
         Vec::new()
@@ -310,7 +283,7 @@ mod tests {
     }
 
     /// A policy with every rule switched on, which a clean request at `NOW` passes.
-    fn strict(mode: Mode) -> Policy {
+    fn strict(mode: PolicyMode) -> Policy {
         Policy {
             mode,
             max_risk_score: Some(50),
@@ -390,7 +363,7 @@ mod tests {
 
     #[test]
     fn every_mode_passes_a_clean_request() {
-        for mode in [Mode::Off, Mode::Monitor, Mode::Enforce] {
+        for mode in [PolicyMode::Off, PolicyMode::Monitor, PolicyMode::Enforce] {
             let d = decide(&strict(mode), Ok(()), &assessment(10), NOW);
             assert_eq!(d.outcome, Outcome::Allow, "{mode:?}");
             assert_eq!(d.reasons, [], "{mode:?}");
@@ -404,9 +377,9 @@ mod tests {
     fn every_mode_times_every_failing_rule() {
         for (code, hosted, verification, a, now) in failing_cases() {
             for (mode, outcome) in [
-                (Mode::Off, Outcome::Allow),
-                (Mode::Monitor, Outcome::AllowMonitored),
-                (Mode::Enforce, Outcome::Deny),
+                (PolicyMode::Off, Outcome::Allow),
+                (PolicyMode::Monitor, Outcome::AllowMonitored),
+                (PolicyMode::Enforce, Outcome::Deny),
             ] {
                 let policy = strict(mode);
                 let d = decide(&policy, verification, &a, now);
@@ -451,7 +424,7 @@ mod tests {
         a.receipt = Some(ReceiptStatus::Invalid("receipt_digest_mismatch".into()));
         a.environment = None;
         let d = decide(
-            &strict(Mode::Enforce),
+            &strict(PolicyMode::Enforce),
             Err("app_id_mismatch"),
             &a,
             datetime!(2026-05-09 22:15 UTC),
@@ -486,7 +459,7 @@ mod tests {
     fn unknown_receipt_counts_as_missing_when_required() {
         let mut a = assessment(0);
         a.receipt = None;
-        let d = decide(&strict(Mode::Enforce), Ok(()), &a, NOW);
+        let d = decide(&strict(PolicyMode::Enforce), Ok(()), &a, NOW);
         assert_eq!(d.reason_codes(), ["receipt_missing"]);
         assert_eq!(
             d.reasons[0].message,
@@ -510,7 +483,7 @@ mod tests {
 
     #[test]
     fn risk_at_max_passes_above_denies() {
-        let policy = strict(Mode::Enforce);
+        let policy = strict(PolicyMode::Enforce);
         assert_eq!(
             decide(&policy, Ok(()), &assessment(50), NOW).outcome,
             Outcome::Allow
@@ -553,7 +526,7 @@ mod tests {
         }
         // Custom lists, and monitor mode keeps granting the band's list.
         let custom = Policy {
-            mode: Mode::Monitor,
+            mode: PolicyMode::Monitor,
             max_risk_score: Some(60),
             permissions_by_band: crate::policy::PermissionsByBand {
                 low: vec!["all".into()],
@@ -609,7 +582,7 @@ mod tests {
 
     #[test]
     fn decision_json() {
-        let d = decide(&strict(Mode::Monitor), Ok(()), &assessment(60), NOW);
+        let d = decide(&strict(PolicyMode::Monitor), Ok(()), &assessment(60), NOW);
         let v = serde_json::to_value(&d).unwrap();
         assert_eq!(
             v,

@@ -12,7 +12,7 @@ mod weights;
 pub use decision::{Decision, HostedCode, Outcome, Reason, ReasonCode, decide};
 pub use error::ConfigError;
 pub use policy::{
-    ClockTime, Day, MAX_UTC_OFFSET_MINUTES, Mode, PermissionsByBand, Policy, TimeWindow,
+    ClockTime, Day, MAX_UTC_OFFSET_MINUTES, PermissionsByBand, Policy, PolicyMode, TimeWindow,
 };
 pub use risk::{Band, FactorName, MAX_SCORE, RiskAssessment, RiskFactor, assess};
 pub use signals::{

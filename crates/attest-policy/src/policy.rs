@@ -10,32 +10,7 @@ use crate::ConfigError;
 use crate::risk::Band;
 use crate::signals::Environment;
 
-/// How a policy's verdict is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// No enforcement at all: every request is allowed, even one that failed verification
-    /// (for apps whose clients do not ship App Attest yet). `would_deny` is still reported.
-    Off,
-    /// Verify and record, but let the request through: allowed, marked `allow_monitored` when
-    /// enforcing would have denied it.
-    Monitor,
-    /// Deny every request that fails a rule. The default: with no other rule configured it
-    /// denies exactly the requests that failed verification.
-    #[default]
-    Enforce,
-}
-
-impl Mode {
-    /// `off`, `monitor` or `enforce`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Off => "off",
-            Self::Monitor => "monitor",
-            Self::Enforce => "enforce",
-        }
-    }
-}
+pub use attest_types::PolicyMode;
 
 /// The rules for one app.
 ///
@@ -45,7 +20,7 @@ impl Mode {
 #[serde(default, deny_unknown_fields)]
 pub struct Policy {
     /// Default `enforce`.
-    pub mode: Mode,
+    pub mode: PolicyMode,
     /// Deny (`risk_above_max`, hosted code `ATT_004`) when the score is **above** this.
     /// Default none: the score is reported and drives permissions but never denies by itself.
     /// 75 denies only the critical band; 50 denies high and critical.
@@ -68,7 +43,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            mode: Mode::Enforce,
+            mode: PolicyMode::Enforce,
             max_risk_score: None,
             require_valid_receipt: false,
             allowed_environments: Environment::ALL.to_vec(),
@@ -598,7 +573,7 @@ mod tests {
             ]
         }"#;
         let p: Policy = serde_json::from_str(json).unwrap();
-        assert_eq!(p.mode, Mode::Monitor);
+        assert_eq!(p.mode, PolicyMode::Monitor);
         assert_eq!(p.max_risk_score, Some(50));
         assert!(p.require_valid_receipt);
         assert_eq!(p.allowed_environments, [Environment::Production]);
@@ -644,7 +619,7 @@ mod tests {
             utc_offset_minutes = 60
         "#;
         let p: Policy = toml::from_str(text).unwrap();
-        assert_eq!(p.mode, Mode::Enforce);
+        assert_eq!(p.mode, PolicyMode::Enforce);
         assert_eq!(p.max_risk_score, Some(75));
         assert_eq!(p.permissions_by_band.critical, ["basic"]);
         assert_eq!(
@@ -676,13 +651,13 @@ mod tests {
     #[test]
     fn mode_names() {
         for (mode, name) in [
-            (Mode::Off, "off"),
-            (Mode::Monitor, "monitor"),
-            (Mode::Enforce, "enforce"),
+            (PolicyMode::Off, "off"),
+            (PolicyMode::Monitor, "monitor"),
+            (PolicyMode::Enforce, "enforce"),
         ] {
             assert_eq!(mode.as_str(), name);
             assert_eq!(serde_json::to_value(mode).unwrap(), name);
         }
-        assert_eq!(Mode::default(), Mode::Enforce);
+        assert_eq!(PolicyMode::default(), PolicyMode::Enforce);
     }
 }

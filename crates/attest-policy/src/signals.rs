@@ -1,7 +1,6 @@
 //! What the server knows about a request when it scores it: plain data, gathered elsewhere.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -44,34 +43,7 @@ pub enum ReceiptStatus {
     Missing,
 }
 
-/// The App Attest environment a key was attested in (from the attestation's AAGUID).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    /// A development-signed build (AAGUID `appattestdevelop`).
-    Development,
-    /// An App Store, TestFlight or Enterprise build (AAGUID `appattest` + seven zero bytes).
-    Production,
-}
-
-impl Environment {
-    /// Both environments.
-    pub const ALL: [Self; 2] = [Self::Development, Self::Production];
-
-    /// `development` or `production`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Development => "development",
-            Self::Production => "production",
-        }
-    }
-}
-
-impl fmt::Display for Environment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use attest_types::Environment;
 
 /// A count of events in a sliding window that ends now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

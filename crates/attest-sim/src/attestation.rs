@@ -460,7 +460,7 @@ impl<'a> AttestationBuilder<'a> {
         let aaguid = self
             .aaguid
             .clone()
-            .unwrap_or_else(|| self.device.environment().aaguid().to_vec());
+            .unwrap_or_else(|| crate::aaguid(self.device.environment()).to_vec());
         let credential_id = self
             .credential_id
             .clone()

@@ -31,38 +31,23 @@ pub use receipt::{
     field,
 };
 
-/// The App Attest environment a simulated device runs in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Environment {
-    /// `appattestdevelop` AAGUID, receipts say `sandbox`.
-    Development,
-    /// `appattest` + 7 zero bytes AAGUID, receipts say `production`.
-    Production,
+/// The environment a simulated device runs in.
+pub use attest_types::Environment;
+
+/// The 16-byte AAGUID Apple writes into attestation authenticator data for `environment`:
+/// `appattestdevelop`, or `appattest` + 7 zero bytes.
+pub fn aaguid(environment: Environment) -> [u8; 16] {
+    match environment {
+        Environment::Development => *b"appattestdevelop",
+        Environment::Production => *b"appattest\0\0\0\0\0\0\0",
+    }
 }
 
-impl Environment {
-    /// The 16-byte AAGUID Apple writes into attestation authenticator data.
-    pub fn aaguid(self) -> [u8; 16] {
-        match self {
-            Environment::Development => *b"appattestdevelop",
-            Environment::Production => *b"appattest\0\0\0\0\0\0\0",
-        }
-    }
-
-    /// The receipt field 7 value: `sandbox` or `production`.
-    pub fn receipt_value(self) -> &'static str {
-        match self {
-            Environment::Development => "sandbox",
-            Environment::Production => "production",
-        }
-    }
-
-    /// `development` or `production`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Development => "development",
-            Environment::Production => "production",
-        }
+/// The receipt field 7 value for `environment`: `sandbox` or `production`.
+pub fn receipt_environment(environment: Environment) -> &'static str {
+    match environment {
+        Environment::Development => "sandbox",
+        Environment::Production => "production",
     }
 }
 

@@ -353,7 +353,9 @@ impl<'a> ReceiptBuilder<'a> {
         );
         let environment = entry(
             field::ENVIRONMENT,
-            self.environment.receipt_value().as_bytes().to_vec(),
+            crate::receipt_environment(self.environment)
+                .as_bytes()
+                .to_vec(),
         );
         let creation = entry(field::CREATION_TIME, apple_timestamp(created).into_bytes());
         let not_before =

@@ -511,7 +511,9 @@ fn auth_data_knobs_keep_the_nonce_consistent() {
     check(&counter);
     assert_eq!(counter.auth_data[33..37], [0, 0, 0, 1]);
 
-    let aaguid = base().aaguid(Environment::Production.aaguid()).build();
+    let aaguid = base()
+        .aaguid(attest_sim::aaguid(Environment::Production))
+        .build();
     check(&aaguid);
     assert_eq!(&aaguid.auth_data[37..53], b"appattest\0\0\0\0\0\0\0");
 

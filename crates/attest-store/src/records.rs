@@ -5,9 +5,12 @@
 //! must compare equal.
 
 use std::fmt;
-use std::str::FromStr;
 
 use time::OffsetDateTime;
+
+pub use attest_types::{
+    DecisionKind, Environment, Outcome, PolicyMode, RevocationReason, UnknownValue,
+};
 
 /// An App Attest key identifier: the 32 bytes of SHA-256 over the key's public point.
 pub type KeyId = [u8; 32];
@@ -64,36 +67,6 @@ pub struct DeviceHistory {
     pub keys: u64,
     /// When the first of them was attested.
     pub first_seen: Option<OffsetDateTime>,
-}
-
-/// The App Attest environment a key was attested in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Environment {
-    /// The sandbox (`appattestdevelop`): development-signed builds.
-    Development,
-    /// Production: App Store, TestFlight and Enterprise builds.
-    Production,
-}
-
-impl Environment {
-    /// `development` or `production`, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Development => "development",
-            Self::Production => "production",
-        }
-    }
-}
-
-impl FromStr for Environment {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "development" => Ok(Self::Development),
-            "production" => Ok(Self::Production),
-            _ => Err(UnknownValue("environment")),
-        }
-    }
 }
 
 /// An attested App Attest key and what the server has learned about it.
@@ -179,40 +152,6 @@ impl DeviceKey {
     }
 }
 
-/// Why a key is no longer accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RevocationReason {
-    /// Revoked by an operator (admin API).
-    Revoked,
-    /// Replaced by a newer key of the same device or user ([`DeviceKey::superseded_by`]).
-    Superseded,
-    /// Unused for longer than the configured idle expiry.
-    Expired,
-}
-
-impl RevocationReason {
-    /// `revoked`, `superseded` or `expired`, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Revoked => "revoked",
-            Self::Superseded => "superseded",
-            Self::Expired => "expired",
-        }
-    }
-}
-
-impl FromStr for RevocationReason {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "revoked" => Ok(Self::Revoked),
-            "superseded" => Ok(Self::Superseded),
-            "expired" => Ok(Self::Expired),
-            _ => Err(UnknownValue("revocation reason")),
-        }
-    }
-}
-
 /// A suspicious assertion counter, recorded by [`crate::Store::record_counter_anomaly`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CounterAnomaly {
@@ -244,40 +183,6 @@ impl CounterAdvance {
     /// Whether the counter moved forward.
     pub fn is_advanced(self) -> bool {
         matches!(self, Self::Advanced)
-    }
-}
-
-/// The outcome of a decision, as logged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// The request was allowed.
-    Allow,
-    /// The request failed a check but was allowed because the app runs in monitor mode.
-    AllowMonitored,
-    /// The request was denied.
-    Deny,
-}
-
-impl Outcome {
-    /// `allow`, `allow_monitored` or `deny`, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::AllowMonitored => "allow_monitored",
-            Self::Deny => "deny",
-        }
-    }
-}
-
-impl FromStr for Outcome {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "allow" => Ok(Self::Allow),
-            "allow_monitored" => Ok(Self::AllowMonitored),
-            "deny" => Ok(Self::Deny),
-            _ => Err(UnknownValue("outcome")),
-        }
     }
 }
 
@@ -345,75 +250,6 @@ impl Decision {
             would_deny: false,
             reasons: Vec::new(),
             factors: Vec::new(),
-        }
-    }
-}
-
-/// What a decision was about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DecisionKind {
-    /// Registering a key.
-    Attestation,
-    /// Using a key.
-    Assertion,
-    /// A DeviceCheck token checked with Apple (`POST /v1/device-checks`): the fallback for
-    /// devices without App Attest.
-    DeviceCheck,
-}
-
-impl DecisionKind {
-    /// `attestation`, `assertion` or `device_check`, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Attestation => "attestation",
-            Self::Assertion => "assertion",
-            Self::DeviceCheck => "device_check",
-        }
-    }
-}
-
-impl FromStr for DecisionKind {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "attestation" => Ok(Self::Attestation),
-            "assertion" => Ok(Self::Assertion),
-            "device_check" => Ok(Self::DeviceCheck),
-            _ => Err(UnknownValue("decision kind")),
-        }
-    }
-}
-
-/// An app's policy mode, as logged with each decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PolicyMode {
-    /// No enforcement.
-    Off,
-    /// Verify and record, let through.
-    Monitor,
-    /// Deny what fails a rule.
-    Enforce,
-}
-
-impl PolicyMode {
-    /// `off`, `monitor` or `enforce`, as stored.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Off => "off",
-            Self::Monitor => "monitor",
-            Self::Enforce => "enforce",
-        }
-    }
-}
-
-impl FromStr for PolicyMode {
-    type Err = UnknownValue;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "off" => Ok(Self::Off),
-            "monitor" => Ok(Self::Monitor),
-            "enforce" => Ok(Self::Enforce),
-            _ => Err(UnknownValue("policy mode")),
         }
     }
 }
@@ -492,11 +328,6 @@ impl fmt::Debug for SigningKey {
             .finish()
     }
 }
-
-/// A stored enumeration had a value this version does not know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {0} value")]
-pub struct UnknownValue(pub(crate) &'static str);
 
 /// `time` without its sub-second part: the precision the store keeps.
 pub fn whole_seconds(time: OffsetDateTime) -> OffsetDateTime {

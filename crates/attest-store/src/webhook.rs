@@ -50,7 +50,7 @@ impl FromStr for DeliveryStatus {
             "pending" => Ok(Self::Pending),
             "delivered" => Ok(Self::Delivered),
             "failed" => Ok(Self::Failed),
-            _ => Err(UnknownValue("delivery status")),
+            _ => Err(UnknownValue::new("delivery status")),
         }
     }
 }

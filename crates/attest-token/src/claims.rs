@@ -12,15 +12,7 @@ pub const RESERVED_CLAIMS: [&str; 9] = [
     "iss", "sub", "aud", "iat", "exp", "nbf", "jti", "key_id", "env",
 ];
 
-/// The App Attest environment of the key the token vouches for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    /// A development-signed build (sandbox AAGUID).
-    Development,
-    /// An App Store, TestFlight or Enterprise build.
-    Production,
-}
+pub use attest_types::Environment;
 
 /// What an attestd token says: this device's attested key passed verification for this app.
 ///

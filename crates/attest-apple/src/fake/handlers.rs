@@ -219,10 +219,7 @@ async fn attestation_data(State(shared): State<Arc<Shared>>, request: Request) -
         .attested_certificate(old.attested_certificate)
         .client_hash(old.client_hash)
         .token(old.token)
-        .environment(match environment {
-            Environment::Development => attest_sim::Environment::Development,
-            Environment::Production => attest_sim::Environment::Production,
-        })
+        .environment(environment)
         .created_at(now)
         .risk_metric(metric)
         .ber()

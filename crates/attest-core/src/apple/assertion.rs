@@ -13,7 +13,8 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 use super::authenticator_data::{AuthenticatorData, Context, Extensions};
 use super::cbor::Value;
 use super::error::{AppleError, CounterExpectation};
-use super::types::{AppId, KeyId};
+use super::types::AppId;
+use attest_types::KeyId;
 
 /// Upper bound on an assertion object: a ~72-byte DER signature and 37 bytes of authenticator
 /// data (plus an iOS 27 extension map) need a few hundred bytes; 8 KiB is generous.

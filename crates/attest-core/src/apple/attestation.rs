@@ -18,7 +18,8 @@ use super::chain::{AnchorScope, ChainError, ChainVerifier, LeafUsage, Root};
 use super::error::{AppleError, ChainFailure, CounterExpectation};
 use super::receipt::{ReceiptError, ReceiptType, ReceiptVerifier, VerifiedReceipt};
 use super::roots;
-use super::types::{AppId, Environment, EnvironmentPolicy, KeyId};
+use super::types::{AppId, EnvironmentPolicy};
+use attest_types::{Environment, KeyId};
 
 /// Upper bound on an attestation object. Apple's are 5–10 KB (two certificates, a ~4 KB
 /// receipt, authData); 64 KiB bounds parsing work on hostile input with a wide margin.

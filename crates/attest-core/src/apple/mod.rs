@@ -13,5 +13,6 @@ pub mod receipt;
 pub mod roots;
 mod types;
 
+pub use attest_types::{Environment, KeyId};
 pub use error::{AppleError, ChainFailure, CounterExpectation, ValidityFailure};
-pub use types::{Aaguid, AppId, Environment, EnvironmentPolicy, InvalidAppId, KeyId};
+pub use types::{Aaguid, AppId, EnvironmentPolicy, InvalidAppId};

@@ -1,8 +1,13 @@
-//! Spec nouns as types: App ID, key id, AAGUID and environment.
+//! Spec nouns as types: App ID, AAGUID and environment policy.
 
+use attest_types::Environment;
 use aws_lc_rs::digest;
 
 /// An App ID, `TEAMID.bundle.identifier`, with its SHA-256 (the expected rpIdHash) precomputed.
+///
+/// Apple's validated form of an app's name. The platform-neutral name is
+/// [`attest_types::AppId`] (an App ID or an Android package name); this one adds Apple's
+/// `TEAMID.` shape and the rpIdHash that only the App Attest verifier needs.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct AppId {
     value: String,
@@ -78,64 +83,6 @@ impl std::str::FromStr for AppId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("an App ID has the form TEAMID.bundle.id")]
 pub struct InvalidAppId;
-
-/// An App Attest key identifier: SHA-256 of the credential's uncompressed P-256 point.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(pub [u8; 32]);
-
-impl KeyId {
-    /// Builds a key id from exactly 32 bytes (as the app reports it, after base64 decoding).
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(Self)
-    }
-
-    /// The key id of an uncompressed P-256 point (`04 ‖ X ‖ Y`).
-    pub fn of_public_point(point: &[u8]) -> Self {
-        let mut id = [0u8; 32];
-        id.copy_from_slice(digest::digest(&digest::SHA256, point).as_ref());
-        Self(id)
-    }
-
-    /// The raw 32 bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeyId(")?;
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        f.write_str(")")
-    }
-}
-
-/// The App Attest environment a key was created in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Environment {
-    /// The sandbox (`appattestdevelop` AAGUID): development-signed builds.
-    Development,
-    /// Production (`appattest\0\0\0\0\0\0\0` AAGUID): App Store, TestFlight, Enterprise.
-    Production,
-}
-
-impl Environment {
-    /// `development` or `production`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Development => "development",
-            Self::Production => "production",
-        }
-    }
-}
-
-impl std::fmt::Display for Environment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Which environments a verifier accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

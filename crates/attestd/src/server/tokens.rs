@@ -152,10 +152,7 @@ impl Tokens {
             iat: issued_at,
             exp: expires_at,
             key_id: URL_SAFE_NO_PAD.encode(device.key_id),
-            env: match device.environment {
-                attest_store::Environment::Development => attest_token::Environment::Development,
-                attest_store::Environment::Production => attest_token::Environment::Production,
-            },
+            env: device.environment,
             extra,
         };
         let token = self.read().issue(&claims).map_err(|error| {

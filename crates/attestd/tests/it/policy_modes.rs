@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use attest_policy::{ClockTime, Environment, Mode, Policy, TimeWindow};
+use attest_policy::{ClockTime, Environment, Policy, PolicyMode, TimeWindow};
 use attestd::server::Config;
 use base64::Engine;
 use common::{
@@ -29,7 +29,7 @@ fn with_policy(db: &Db, app: usize, policy: Policy) -> Config {
     config
 }
 
-fn max_risk(mode: Mode, max: u8) -> Policy {
+fn max_risk(mode: PolicyMode, max: u8) -> Policy {
     Policy {
         mode,
         max_risk_score: Some(max),
@@ -47,7 +47,7 @@ fn reason_codes(decision: &Value) -> Vec<&str> {
 }
 
 async fn switching_from_monitor_to_enforce_blocks_the_same_device(db: &Db) {
-    let server = Server::start_with(with_policy(db, 0, max_risk(Mode::Monitor, 20))).await;
+    let server = Server::start_with(with_policy(db, 0, max_risk(PolicyMode::Monitor, 20))).await;
     let risky = device();
     let clean = device();
 
@@ -128,7 +128,7 @@ async fn switching_from_monitor_to_enforce_blocks_the_same_device(db: &Db) {
     server.stop().await;
 
     // The same app, switched to enforce: the same device is now refused, the clean one is not.
-    let server = Server::start_with(with_policy(db, 0, max_risk(Mode::Enforce, 20))).await;
+    let server = Server::start_with(with_policy(db, 0, max_risk(PolicyMode::Enforce, 20))).await;
     let (status, denied) = server.assert_counter(&risky, APP, 2).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{denied}");
     assert_eq!(denied["code"], "policy_denied");
@@ -164,7 +164,7 @@ async fn switching_from_monitor_to_enforce_blocks_the_same_device(db: &Db) {
 }
 
 async fn the_hosted_route_answers_att_004_for_a_high_risk_device(db: &Db) {
-    let mut config = with_policy(db, 0, max_risk(Mode::Enforce, 20));
+    let mut config = with_policy(db, 0, max_risk(PolicyMode::Enforce, 20));
     config.apps[1].policy = Policy {
         require_valid_receipt: true,
         ..Policy::default()
@@ -222,7 +222,7 @@ async fn the_hosted_route_answers_att_004_for_a_high_risk_device(db: &Db) {
 }
 
 async fn off_mode_enforces_no_rule_but_a_failed_proof_is_still_refused(db: &Db) {
-    let server = Server::start_with(with_policy(db, 0, max_risk(Mode::Off, 0))).await;
+    let server = Server::start_with(with_policy(db, 0, max_risk(PolicyMode::Off, 0))).await;
     let (status, answer) = server
         .attest_as(&device(), APP, json!({}), |b| b.omit_receipt())
         .await;
@@ -257,8 +257,8 @@ async fn receipt_and_environment_rules_in_monitor_and_enforce(db: &Db) {
         allowed_environments: vec![Environment::Production],
         ..Policy::default()
     };
-    let mut config = with_policy(db, 0, strict(Mode::Monitor));
-    config.apps[1].policy = strict(Mode::Enforce);
+    let mut config = with_policy(db, 0, strict(PolicyMode::Monitor));
+    config.apps[1].policy = strict(PolicyMode::Enforce);
     let server = Server::start_with(config).await;
 
     let (status, monitored) = server
@@ -313,8 +313,8 @@ async fn time_windows_in_monitor_and_enforce(db: &Db) {
         time_windows: windows,
         ..Policy::default()
     };
-    let mut config = with_policy(db, 0, window(Mode::Monitor, closed.clone()));
-    config.apps[1].policy = window(Mode::Enforce, closed);
+    let mut config = with_policy(db, 0, window(PolicyMode::Monitor, closed.clone()));
+    config.apps[1].policy = window(PolicyMode::Enforce, closed);
     let server = Server::start_with(config).await;
 
     let (status, monitored) = server.attest_as(&device(), APP, json!({}), |b| b).await;
@@ -337,8 +337,8 @@ async fn time_windows_in_monitor_and_enforce(db: &Db) {
     assert_eq!(denied["details"]["reasons"], json!(["outside_time_window"]));
     server.stop().await;
 
-    let mut config = with_policy(db, 0, window(Mode::Monitor, open.clone()));
-    config.apps[1].policy = window(Mode::Enforce, open);
+    let mut config = with_policy(db, 0, window(PolicyMode::Monitor, open.clone()));
+    config.apps[1].policy = window(PolicyMode::Enforce, open);
     let server = Server::start_with(config).await;
     let (status, allowed) = server
         .attest_as(&device(), OTHER_APP, json!({}), |b| b)

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use attest_apple::{Error, TwoBits};
 use attest_core::UnixTime;
 use attest_policy::DeviceCheck;
-use attest_store::Environment;
+use attest_types::Environment;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -37,25 +37,10 @@ pub const DEVICE_CHECK_COUNTER: &str = "attestd_devicecheck_requests_total";
 /// Longest device token accepted (Apple's are about 2–3 KB of base64).
 pub const MAX_DEVICE_TOKEN_LEN: usize = 16 * 1024;
 
-/// Which DeviceCheck service a token belongs to: apps built for development talk to Apple's
-/// development service.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceCheckEnvironment {
-    /// `api.devicecheck.apple.com` (the default).
-    #[default]
-    Production,
-    /// `api.development.devicecheck.apple.com`.
-    Development,
-}
-
-impl From<DeviceCheckEnvironment> for Environment {
-    fn from(environment: DeviceCheckEnvironment) -> Self {
-        match environment {
-            DeviceCheckEnvironment::Production => Self::Production,
-            DeviceCheckEnvironment::Development => Self::Development,
-        }
-    }
+/// The DeviceCheck service a request asks when it names none: production. Apps built for
+/// development talk to Apple's development service and say `development`.
+pub const fn default_environment() -> Environment {
+    Environment::Production
 }
 
 /// `POST /admin/v1/devicecheck/validate` and `/query`.
@@ -66,8 +51,9 @@ pub struct DeviceTokenBody {
     #[schema(value_type = crate::server::dto::wire::DeviceToken)]
     pub device_token: String,
     /// `production` (default) or `development`.
-    #[serde(default)]
-    pub environment: DeviceCheckEnvironment,
+    #[serde(default = "default_environment")]
+    #[schema(value_type = crate::server::dto::wire::DeviceCheckEnvironment)]
+    pub environment: Environment,
 }
 
 /// `POST /admin/v1/devicecheck/update`.
@@ -82,8 +68,9 @@ pub struct UpdateBitsBody {
     /// The new bit 1.
     pub bit1: bool,
     /// `production` (default) or `development`.
-    #[serde(default)]
-    pub environment: DeviceCheckEnvironment,
+    #[serde(default = "default_environment")]
+    #[schema(value_type = crate::server::dto::wire::DeviceCheckEnvironment)]
+    pub environment: Environment,
 }
 
 /// Apple accepted the device token.
@@ -93,7 +80,8 @@ pub struct ValidateResponse {
     /// Always `true` (a refused token is a 422 `apple_invalid_device_token`).
     pub valid: bool,
     /// The service asked.
-    pub environment: DeviceCheckEnvironment,
+    #[schema(value_type = crate::server::dto::wire::DeviceCheckEnvironment)]
+    pub environment: Environment,
 }
 
 /// The device's two bits.
@@ -110,7 +98,8 @@ pub struct QueryResponse {
     /// Month of the last update, `YYYY-MM`, as Apple gives it.
     pub last_update_time: Option<String>,
     /// The service asked.
-    pub environment: DeviceCheckEnvironment,
+    #[schema(value_type = crate::server::dto::wire::DeviceCheckEnvironment)]
+    pub environment: Environment,
 }
 
 /// The bits were set.
@@ -124,7 +113,8 @@ pub struct UpdateResponse {
     /// The bit 1 now stored.
     pub bit1: bool,
     /// The service asked.
-    pub environment: DeviceCheckEnvironment,
+    #[schema(value_type = crate::server::dto::wire::DeviceCheckEnvironment)]
+    pub environment: Environment,
 }
 
 /// Why a DeviceCheck admin request failed.
@@ -292,12 +282,12 @@ impl Apple {
 fn token_and_client<'a>(
     state: &'a AppState,
     device_token_text: &str,
-    environment: DeviceCheckEnvironment,
+    environment: Environment,
 ) -> Result<(String, &'a attest_apple::DeviceCheckClient), DeviceCheckError> {
     let token = device_token("deviceToken", device_token_text)?;
     let client = state
         .apple
-        .device_check(environment.into())
+        .device_check(environment)
         .ok_or(DeviceCheckError::NotConfigured)?;
     Ok((token, client))
 }

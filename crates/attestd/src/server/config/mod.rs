@@ -19,9 +19,7 @@ pub use hooks::{WebhookConfig, WebhookEvent, WebhookSettings};
 pub use limits::{LimitShare, RateLimitSettings, RateSetting};
 use sources::FileConfig;
 pub use sources::ServeArgs;
-pub use values::{
-    AppSetting, AppSpec, DatabaseUrl, LogFormat, ModeValue, Secret, SqliteLocking, TrustRoot,
-};
+pub use values::{AppSetting, AppSpec, DatabaseUrl, LogFormat, Secret, SqliteLocking, TrustRoot};
 
 /// The App ID registered when no app is configured (quick-start mode).
 pub const QUICKSTART_APP_ID: &str = "QUICKSTART.dev.attestd.demo";
@@ -250,7 +248,7 @@ impl Config {
                 .collect()
         };
         for setting in &args.app_modes {
-            config.app_mut(&setting.app_id)?.policy.mode = setting.value.0;
+            config.app_mut(&setting.app_id)?.policy.mode = setting.value;
         }
         for setting in &args.app_max_risk_scores {
             config.app_mut(&setting.app_id)?.policy.max_risk_score = Some(setting.value);
@@ -703,7 +701,7 @@ mod tests {
         };
         let config = Config::load(&args).unwrap();
         let (first, second) = (&config.apps[0], &config.apps[1]);
-        assert_eq!(first.policy.mode, attest_policy::Mode::Monitor);
+        assert_eq!(first.policy.mode, attest_policy::PolicyMode::Monitor);
         assert_eq!(first.policy.max_risk_score, Some(60));
         assert_eq!(first.risk.new_device, 0);
         assert_eq!(
@@ -711,7 +709,7 @@ mod tests {
             "other weights keep their default"
         );
         assert!(first.published, "production apps are published by default");
-        assert_eq!(second.policy.mode, attest_policy::Mode::Monitor);
+        assert_eq!(second.policy.mode, attest_policy::PolicyMode::Monitor);
         assert_eq!(second.policy.max_risk_score, Some(75));
         assert!(second.published);
         assert_eq!(
@@ -758,10 +756,14 @@ mod tests {
         assert!(matches!(Config::load(&args), Err(ConfigError::App(_))));
         assert!(
             "TEAM.com.example=audit"
-                .parse::<AppSetting<ModeValue>>()
+                .parse::<AppSetting<attest_policy::PolicyMode>>()
                 .is_err()
         );
-        assert!("TEAM.com.example".parse::<AppSetting<ModeValue>>().is_err());
+        assert!(
+            "TEAM.com.example"
+                .parse::<AppSetting<attest_policy::PolicyMode>>()
+                .is_err()
+        );
         let mut args = write(app);
         args.key_idle_expiry_days = Some(0);
         assert_eq!(Config::load(&args).unwrap().key_idle_expiry, None);

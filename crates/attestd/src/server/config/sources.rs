@@ -10,8 +10,7 @@ use serde::Deserialize;
 
 use super::hooks::{FileWebhook, FileWebhookDelivery};
 use super::{
-    AppConfig, AppSetting, AppSpec, ConfigError, DatabaseUrl, LogFormat, ModeValue, Secret,
-    SqliteLocking,
+    AppConfig, AppSetting, AppSpec, ConfigError, DatabaseUrl, LogFormat, Secret, SqliteLocking,
 };
 
 /// Flags (and their `ATTESTD_*` environment variables) of `attestd serve`.
@@ -129,7 +128,7 @@ pub struct ServeArgs {
         value_delimiter = ',',
         value_name = "APP=MODE"
     )]
-    pub app_modes: Vec<AppSetting<ModeValue>>,
+    pub app_modes: Vec<AppSetting<attest_policy::PolicyMode>>,
     /// Deny (ATT_004 / `risk_above_max`) requests of one app scoring above N:
     /// `TEAMID.bundle.id=N` (repeatable; overrides `[apps.policy] max_risk_score`).
     #[arg(

@@ -203,19 +203,3 @@ impl<T: FromStr> FromStr for AppSetting<T> {
         })
     }
 }
-
-/// A policy mode as a flag value: `off`, `monitor` or `enforce`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ModeValue(pub attest_policy::Mode);
-
-impl FromStr for ModeValue {
-    type Err = ();
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "off" => Ok(Self(attest_policy::Mode::Off)),
-            "monitor" => Ok(Self(attest_policy::Mode::Monitor)),
-            "enforce" => Ok(Self(attest_policy::Mode::Enforce)),
-            _ => Err(()),
-        }
-    }
-}

@@ -16,12 +16,12 @@ pub use risk::{
 pub use senders::{SenderList, SenderQuery, SenderView, senders_of};
 
 use attest_store::DeviceKey;
+use attest_types::Environment;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
-use super::apple::device_check::DeviceCheckEnvironment;
 use super::extract::encode_key_id;
 use super::flows::IssuedChallenge;
 use super::link::{Link, LinkStatus};
@@ -240,8 +240,9 @@ pub struct DeviceCheckBody {
     #[schema(value_type = wire::DeviceToken)]
     pub device_token: String,
     /// `production` (default) or `development` (tokens from development-signed builds).
-    #[serde(default)]
-    pub environment: DeviceCheckEnvironment,
+    #[serde(default = "super::apple::device_check::default_environment")]
+    #[schema(value_type = wire::DeviceCheckEnvironment)]
+    pub environment: Environment,
     /// App ID; defaults to `X-App-Id` or the only configured app.
     pub app_id: Option<String>,
     /// Optional, **ignored**: nothing authenticates it, and a device check links nothing
@@ -263,7 +264,8 @@ pub struct DeviceCheckResponse {
     /// running one of the team's apps; not App Attest's proof of an untampered build).
     pub assurance: &'static str,
     /// The DeviceCheck service asked.
-    pub environment: DeviceCheckEnvironment,
+    #[schema(value_type = wire::DeviceCheckEnvironment)]
+    pub environment: Environment,
     /// Bit 0 of the team's two per-device bits; `null` when never set.
     pub bit0: Option<bool>,
     /// Bit 1.

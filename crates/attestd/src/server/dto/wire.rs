@@ -136,6 +136,18 @@ wire_format!(
 );
 
 wire_format!(
+    /// `environment` of the DeviceCheck routes.
+    DeviceCheckEnvironment,
+    "DeviceCheckEnvironment",
+    text(
+        // The derived schema's text, line break included: the document stays the same.
+        "Which DeviceCheck service a token belongs to: apps built for development talk to \
+         Apple's\ndevelopment service."
+    )
+    .enum_values(Some(["production", "development"]))
+);
+
+wire_format!(
     /// A key id.
     KeyId,
     "KeyId",

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use super::lineage::Lineage;
 use super::{
     IssuedChallenge, Proof, conclude, decide_verified, issue_challenge, now, open_challenge,
-    refuse, store_environment, unix_time,
+    refuse, unix_time,
 };
 use crate::server::apple::device_check::DeviceCheckSignal;
 use crate::server::challenge::ChallengePurpose;
@@ -166,7 +166,7 @@ async fn register(
     let app = input.app;
     // The vouched ids, now that the request proved the key: only these place the key.
     let context = input.context.linked(&link);
-    let environment = store_environment(verified.environment());
+    let environment = verified.environment();
     let lineage = Lineage::resolve(&state.store, app.id(), &context, environment).await?;
     let device = new_key(input, &context, verified, &lineage, now);
     let device_check = match &input.device_check_token {
@@ -269,7 +269,7 @@ fn new_key(
         input.key_id.0,
         lineage.device_id.clone(),
         input.app.id(),
-        store_environment(verified.environment()),
+        verified.environment(),
         verified.public_key().to_vec(),
         whole_seconds(now),
     );

@@ -7,16 +7,14 @@
 
 use std::sync::Arc;
 
-use attest_core::apple::Environment;
 use attest_policy::DeviceCheck;
 use attest_store::{DecisionKind, SpentChallenge, Store};
+use attest_types::Environment;
 use aws_lc_rs::digest::{Context, SHA256};
 use time::{Duration, OffsetDateTime};
 
 use super::{Proof, conclude, decide_verified, now, refuse};
-use crate::server::apple::device_check::{
-    DeviceCheckEnvironment, DeviceCheckError, DeviceCheckSignal,
-};
+use crate::server::apple::device_check::{DeviceCheckError, DeviceCheckSignal};
 use crate::server::context::RequestContext;
 use crate::server::error::ApiError;
 use crate::server::extract::decode_base64;
@@ -50,7 +48,7 @@ pub struct DeviceCheckInput<'a> {
     pub device_token: String,
     /// Which DeviceCheck service the token belongs to (development builds get development
     /// tokens).
-    pub environment: DeviceCheckEnvironment,
+    pub environment: Environment,
     /// The requester, with the optional user and device ids.
     pub context: RequestContext,
 }
@@ -76,11 +74,7 @@ pub async fn device_check(
     if !app.config.device_check_fallback {
         return Err(ApiError::DeviceCheckDisabled.into());
     }
-    let core_environment = match input.environment {
-        DeviceCheckEnvironment::Production => Environment::Production,
-        DeviceCheckEnvironment::Development => Environment::Development,
-    };
-    if !app.config.environment.accepts(core_environment) {
+    if !app.config.environment.accepts(input.environment) {
         return Err(ApiError::field(
             "environment",
             format!(
@@ -98,7 +92,7 @@ pub async fn device_check(
             .await
             .into());
     }
-    let environment = input.environment.into();
+    let environment = input.environment;
     let answer = match state
         .apple
         .device_check_signal(&input.device_token, environment)

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use attest_core::UnixTime;
-use attest_core::apple::{Environment, KeyId};
+use attest_core::apple::KeyId;
 use attest_policy::{Policy, RiskWeights, Verification};
 use attest_store::{DecisionKind, whole_seconds};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -262,13 +262,6 @@ fn new_device_id() -> Result<String, ApiError> {
         .fill(&mut bytes)
         .map_err(|_| ApiError::Internal)?;
     Ok(format!("dev_{}", URL_SAFE_NO_PAD.encode(bytes)))
-}
-
-fn store_environment(environment: Environment) -> attest_store::Environment {
-    match environment {
-        Environment::Development => attest_store::Environment::Development,
-        Environment::Production => attest_store::Environment::Production,
-    }
 }
 
 /// The wall clock, read once per request and passed down.

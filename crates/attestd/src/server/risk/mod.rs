@@ -9,8 +9,8 @@ pub mod gather;
 pub mod record;
 
 use attest_policy::{
-    Band, Decision, Environment, Mode, Outcome, Policy, ReceiptStatus, RiskAssessment, RiskWeights,
-    Signals, Verification, assess, decide,
+    Band, Decision, Environment, Outcome, Policy, PolicyMode, ReceiptStatus, RiskAssessment,
+    RiskWeights, Signals, Verification, assess, decide,
 };
 use attest_store::DeviceKey;
 use serde_json::{Map, Value, json};
@@ -25,7 +25,7 @@ pub struct Verdict {
     /// The outcome, every failed rule, `would_deny` and the permissions.
     pub decision: Decision,
     /// The app's mode.
-    pub mode: Mode,
+    pub mode: PolicyMode,
 }
 
 impl Verdict {
@@ -150,7 +150,7 @@ impl KeyFacts {
                 .receipt_risk_metric
                 .map(|metric| u32::try_from(metric.max(0)).unwrap_or(u32::MAX)),
             receipt_age,
-            environment: Some(policy_environment(key.environment)),
+            environment: Some(key.environment),
             validation_category: meta(metadata::VALIDATION_CATEGORY)
                 .and_then(Value::as_str)
                 .and_then(|text| hex::decode(text).ok()),
@@ -174,14 +174,6 @@ impl KeyFacts {
         signals.bundle_version.clone_from(&self.bundle_version);
         signals.counter_regressions = self.counter_regressions;
         signals.replays = self.replays;
-    }
-}
-
-/// The store's environment in attest-policy's terms.
-pub fn policy_environment(environment: attest_store::Environment) -> Environment {
-    match environment {
-        attest_store::Environment::Development => Environment::Development,
-        attest_store::Environment::Production => Environment::Production,
     }
 }
 
@@ -230,7 +222,7 @@ mod tests {
         }
     }
 
-    fn policy(mode: Mode) -> Policy {
+    fn policy(mode: PolicyMode) -> Policy {
         Policy {
             mode,
             max_risk_score: Some(50),
@@ -241,23 +233,23 @@ mod tests {
     #[test]
     fn monitor_lets_a_risky_request_through_and_enforce_denies_it() {
         let weights = RiskWeights::default();
-        let monitored = evaluate(&policy(Mode::Monitor), &weights, &risky());
+        let monitored = evaluate(&policy(PolicyMode::Monitor), &weights, &risky());
         assert_eq!(monitored.assessment.score, 65);
         assert_eq!(monitored.decision.outcome, Outcome::AllowMonitored);
         assert!(monitored.decision.would_deny && !monitored.denied());
         assert_eq!(monitored.decision.permissions, ["basic"]);
-        let enforced = evaluate(&policy(Mode::Enforce), &weights, &risky());
+        let enforced = evaluate(&policy(PolicyMode::Enforce), &weights, &risky());
         assert!(enforced.denied());
         assert_eq!(enforced.decision.reasons, monitored.decision.reasons);
         assert_eq!(enforced.decision.reasons[0].code, ReasonCode::RiskAboveMax);
-        let off = evaluate(&policy(Mode::Off), &weights, &risky());
+        let off = evaluate(&policy(PolicyMode::Off), &weights, &risky());
         assert_eq!(off.decision.outcome, Outcome::Allow);
         assert!(off.decision.would_deny);
     }
 
     #[test]
     fn a_failed_proof_is_denied_in_every_mode() {
-        for mode in [Mode::Off, Mode::Monitor, Mode::Enforce] {
+        for mode in [PolicyMode::Off, PolicyMode::Monitor, PolicyMode::Enforce] {
             let signals = Signals {
                 verification: Verification::failed("signature_invalid"),
                 ..Signals::new(NOW)
@@ -276,7 +268,11 @@ mod tests {
 
     #[test]
     fn claims_carry_score_band_factors_and_permissions() {
-        let verdict = evaluate(&policy(Mode::Monitor), &RiskWeights::default(), &risky());
+        let verdict = evaluate(
+            &policy(PolicyMode::Monitor),
+            &RiskWeights::default(),
+            &risky(),
+        );
         let claims = verdict.claims();
         assert_eq!(claims["risk_score"], 65);
         assert_eq!(claims["risk_band"], "high");

@@ -2,10 +2,8 @@
 
 use std::sync::Arc;
 
-use attest_policy::Mode;
 use attest_store::{
-    Decision, DecisionFactor, DecisionKind, DecisionReason, Outcome, PolicyMode, Refusal, Store,
-    whole_seconds,
+    Decision, DecisionFactor, DecisionKind, DecisionReason, Refusal, Store, whole_seconds,
 };
 use serde_json::json;
 use time::OffsetDateTime;
@@ -98,7 +96,7 @@ pub fn log_entry(entry: &Entry<'_>) -> Decision {
         whole_seconds(entry.now),
         subject.app_id(),
         entry.route,
-        store_outcome(verdict.decision.outcome),
+        verdict.decision.outcome,
         entry.code,
     );
     decision.key_id = subject.key_id.map(|id| id.0);
@@ -108,7 +106,7 @@ pub fn log_entry(entry: &Entry<'_>) -> Decision {
     decision.user_id = subject.user_id.map(str::to_owned);
     decision.client_ip = subject.context.ip_text();
     decision.environment = subject.key.map(|key| key.environment);
-    decision.mode = Some(store_mode(verdict.mode));
+    decision.mode = Some(verdict.mode);
     decision.would_deny = verdict.decision.would_deny;
     decision.reasons = verdict
         .decision
@@ -130,22 +128,6 @@ pub fn log_entry(entry: &Entry<'_>) -> Decision {
         })
         .collect();
     decision
-}
-
-fn store_outcome(outcome: attest_policy::Outcome) -> Outcome {
-    match outcome {
-        attest_policy::Outcome::Allow => Outcome::Allow,
-        attest_policy::Outcome::AllowMonitored => Outcome::AllowMonitored,
-        attest_policy::Outcome::Deny => Outcome::Deny,
-    }
-}
-
-fn store_mode(mode: Mode) -> PolicyMode {
-    match mode {
-        Mode::Off => PolicyMode::Off,
-        Mode::Monitor => PolicyMode::Monitor,
-        Mode::Enforce => PolicyMode::Enforce,
-    }
 }
 
 /// `attestd_decisions_total{app,outcome,reason}` once per failed rule (`reason="none"` when no
