@@ -16,7 +16,7 @@ use attest_core::apple::attestation::{
 use attest_core::apple::receipt::{ReceiptError, ReceiptVerifier, SignatureForm};
 use attest_core::apple::{
     AppId, AppleError, ChainFailure, CounterExpectation, Environment as CoreEnvironment,
-    EnvironmentPolicy, KeyId, ValidityFailure,
+    EnvironmentPolicy, ValidityFailure,
 };
 use attest_sim::{Device, Environment, ReceiptCa, ReceiptType, TestCa};
 use time::{Duration, OffsetDateTime, macros::datetime};
@@ -72,12 +72,8 @@ fn verify_with(
     time: OffsetDateTime,
 ) -> Result<attest_core::apple::attestation::VerifiedAttestation, AppleError> {
     let app_ids = app_ids();
-    let mut request = AttestationRequest::new(
-        KeyId(device.key_id()),
-        &CLIENT_DATA_HASH,
-        &app_ids,
-        at(time),
-    );
+    let mut request =
+        AttestationRequest::new(device.key_id(), &CLIENT_DATA_HASH, &app_ids, at(time));
     request.environment = environment;
     fixture().verifier.verify(object, &request)
 }
@@ -101,7 +97,7 @@ fn baseline_simulated_attestation_verifies_in_both_environments() {
     for environment in [Environment::Development, Environment::Production] {
         let device = Device::new(environment);
         let verified = verify(&device, &builder(&device).build().object).unwrap();
-        assert_eq!(verified.key_id(), &KeyId(device.key_id()));
+        assert_eq!(verified.key_id(), &device.key_id());
         assert_eq!(verified.public_key(), device.public_key_spki());
         assert_eq!(verified.environment().as_str(), environment.as_str());
         assert!(matches!(verified.receipt(), ReceiptCheck::Verified(_)));
@@ -221,8 +217,7 @@ fn rejects_attestation_from_the_real_apple_root_when_only_a_test_root_is_trusted
     let device = Device::new(Environment::Production);
     let object = builder(&device).build().object;
     let app_ids = app_ids();
-    let request =
-        AttestationRequest::new(KeyId(device.key_id()), &CLIENT_DATA_HASH, &app_ids, at(NOW));
+    let request = AttestationRequest::new(device.key_id(), &CLIENT_DATA_HASH, &app_ids, at(NOW));
     assert_eq!(
         AttestationVerifier::apple()
             .verify(&object, &request)
@@ -312,12 +307,7 @@ fn cached_intermediate_still_has_its_validity_checked() {
         .attestation(&short_ca, &f.receipts, APP, &CLIENT_DATA_HASH, NOW)
         .build();
     let request = |time| {
-        let mut r = AttestationRequest::new(
-            KeyId(device.key_id()),
-            &CLIENT_DATA_HASH,
-            &app_ids,
-            at(time),
-        );
+        let mut r = AttestationRequest::new(device.key_id(), &CLIENT_DATA_HASH, &app_ids, at(time));
         r.environment = EnvironmentPolicy::Any;
         r
     };
@@ -485,8 +475,7 @@ fn request_for<'a>(
     app_ids: &'a [AppId],
     environment: EnvironmentPolicy,
 ) -> AttestationRequest<'a> {
-    let mut request =
-        AttestationRequest::new(KeyId(device.key_id()), &CLIENT_DATA_HASH, app_ids, at(NOW));
+    let mut request = AttestationRequest::new(device.key_id(), &CLIENT_DATA_HASH, app_ids, at(NOW));
     request.environment = environment;
     request
 }
@@ -604,7 +593,7 @@ fn rejects_attestation_without_receipt_unless_policy_reports() {
 
     let app_ids = app_ids();
     let mut request =
-        AttestationRequest::new(KeyId(device.key_id()), &CLIENT_DATA_HASH, &app_ids, at(NOW));
+        AttestationRequest::new(device.key_id(), &CLIENT_DATA_HASH, &app_ids, at(NOW));
     request.receipt = ReceiptPolicy::Report;
     let verified = fixture().verifier.verify(&object, &request).unwrap();
     assert_eq!(verified.receipt(), &ReceiptCheck::Missing);

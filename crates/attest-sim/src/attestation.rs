@@ -6,6 +6,8 @@ use std::fmt;
 use rcgen::DnType;
 use time::{Duration, OffsetDateTime, UtcOffset};
 
+use attest_types::KeyId;
+
 use crate::Environment;
 use crate::ca::{ReceiptCa, TestCa};
 use crate::cbor::{Cbor, CborTweaks, cbor_tweak_methods};
@@ -90,7 +92,7 @@ pub struct Attestation {
     /// The embedded receipt, if any.
     pub receipt: Option<Vec<u8>>,
     /// The key identifier the app reports (SHA-256 of the device's public point).
-    pub key_id: [u8; 32],
+    pub key_id: KeyId,
     /// The client data hash the attestation was made for.
     pub client_data_hash: Vec<u8>,
     /// The App ID.
@@ -464,7 +466,7 @@ impl<'a> AttestationBuilder<'a> {
         let credential_id = self
             .credential_id
             .clone()
-            .unwrap_or_else(|| key_id.to_vec());
+            .unwrap_or_else(|| key_id.as_slice().to_vec());
         let credential_id_length = self
             .credential_id_length
             .unwrap_or(credential_id.len() as u16);

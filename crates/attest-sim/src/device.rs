@@ -8,6 +8,8 @@ use crate::assertion::AssertionBuilder;
 use crate::attestation::AttestationBuilder;
 use crate::ca::{ReceiptCa, TestCa};
 use crate::keys::{EcKey, Hex, KeyRole, sha256};
+use attest_types::KeyId;
+
 use crate::{Environment, SimError};
 
 /// One App Attest key (P-256) on a simulated device in a given environment.
@@ -21,7 +23,7 @@ impl fmt::Debug for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Device")
             .field("environment", &self.environment)
-            .field("key_id", &Hex(&self.key_id()))
+            .field("key_id", &Hex(self.key_id().as_slice()))
             .finish_non_exhaustive()
     }
 }
@@ -62,8 +64,8 @@ impl Device {
     }
 
     /// The key identifier: SHA-256 of the uncompressed point.
-    pub fn key_id(&self) -> [u8; 32] {
-        sha256(&[self.key.public_point()])
+    pub fn key_id(&self) -> KeyId {
+        KeyId(sha256(&[self.key.public_point()]))
     }
 
     /// The public key as SubjectPublicKeyInfo DER.

@@ -73,7 +73,10 @@ fn public_key_spki_has_apples_shape() {
     let (rest, parsed) = SubjectPublicKeyInfo::from_der(&spki).unwrap();
     assert!(rest.is_empty());
     assert_eq!(&*parsed.subject_public_key.data, device.public_key_point());
-    assert_eq!(sha256(&[&parsed.subject_public_key.data]), device.key_id());
+    assert_eq!(
+        sha256(&[&parsed.subject_public_key.data]),
+        device.key_id().as_slice()
+    );
 }
 
 #[test]

@@ -51,7 +51,7 @@ fn valid_attestation_passes_every_independent_check() {
 
     // Step 5: key id = SHA256(leaf point), and the device reports the same.
     let point = leaf_point(&x5c[0]);
-    assert_eq!(sha256(&[&point]), f.device.key_id());
+    assert_eq!(sha256(&[&point]), f.device.key_id().as_slice());
     assert_eq!(point, f.device.public_key_point());
 
     // Steps 6-9: authData fields.
@@ -65,7 +65,7 @@ fn valid_attestation_passes_every_independent_check() {
     assert_eq!(auth_data[33..37], [0, 0, 0, 0]);
     assert_eq!(&auth_data[37..53], b"appattestdevelop");
     assert_eq!(auth_data[53..55], [0, 32]);
-    assert_eq!(auth_data[55..87], f.device.key_id());
+    assert_eq!(auth_data[55..87], f.device.key_id().as_bytes()[..]);
     let cose = &auth_data[87..];
     assert_eq!(cbor_shape(cose), "{1:2,3:-7,-1:1,-2:bytes,-3:bytes}");
     let apple_auth_data = cbor_map_bytes(&apple, &["authData"]).unwrap();
@@ -204,6 +204,7 @@ fn leaf_mirrors_apples_classic_leaf() {
     let key_id_hex: String = f
         .device
         .key_id()
+        .as_bytes()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
@@ -528,8 +529,14 @@ fn auth_data_knobs_keep_the_nonce_consistent() {
 
     let leaf_key = base().leaf_key_of(&other).build();
     check(&leaf_key);
-    assert_eq!(sha256(&[&leaf_point(&leaf_key.leaf)]), other.key_id());
-    assert_ne!(sha256(&[&leaf_point(&leaf_key.leaf)]), f.device.key_id());
+    assert_eq!(
+        sha256(&[&leaf_point(&leaf_key.leaf)]),
+        other.key_id().as_slice()
+    );
+    assert_ne!(
+        sha256(&[&leaf_point(&leaf_key.leaf)]),
+        f.device.key_id().as_slice()
+    );
 
     let ed = base().ios27().flags(0xc0).build();
     check(&ed);

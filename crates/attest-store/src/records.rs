@@ -9,11 +9,8 @@ use std::fmt;
 use time::OffsetDateTime;
 
 pub use attest_types::{
-    DecisionKind, Environment, Outcome, PolicyMode, RevocationReason, UnknownValue,
+    DecisionKind, Environment, KeyId, Outcome, PolicyMode, RevocationReason, UnknownValue,
 };
-
-/// An App Attest key identifier: the 32 bytes of SHA-256 over the key's public point.
-pub type KeyId = [u8; 32];
 
 /// The largest page [`crate::Store::list_device_keys`] and [`crate::Store::list_decisions`]
 /// return; bigger limits are lowered to it so one request cannot read a whole table.

@@ -62,7 +62,7 @@ contract_tests!(
 );
 
 fn key_id(seed: u8) -> KeyId {
-    [seed; 32]
+    KeyId([seed; 32])
 }
 
 async fn insert_key<S: Store>(store: &S, seed: u8, created_at: OffsetDateTime) {
@@ -284,7 +284,7 @@ pub async fn concurrent_claims_hand_each_due_key_to_exactly_one_caller<
     for task in tasks {
         for key in task.await.expect("racer") {
             total += 1;
-            assert!(seen.insert(key), "key {} claimed twice", key[0]);
+            assert!(seen.insert(key), "key {} claimed twice", key.0[0]);
         }
     }
     assert_eq!(total, usize::from(KEYS));

@@ -24,6 +24,31 @@ impl KeyId {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// The 32 bytes as a slice (for a database column).
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<[u8; 32]> for KeyId {
+    fn from(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+/// As for `[u8; 32]`: the bytes are given back when they are not exactly 32.
+impl TryFrom<Vec<u8>> for KeyId {
+    type Error = Vec<u8>;
+    fn try_from(bytes: Vec<u8>) -> Result<Self, Self::Error> {
+        <[u8; 32]>::try_from(bytes).map(Self)
+    }
+}
+
+impl AsRef<[u8]> for KeyId {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for KeyId {
@@ -55,5 +80,9 @@ mod tests {
         assert_eq!(KeyId::from_slice(&[7; 31]), None);
         assert_eq!(KeyId::from_slice(&[7; 33]), None);
         assert_eq!(KeyId([1; 32]).as_bytes(), &[1; 32]);
+        assert_eq!(KeyId([1; 32]).as_slice(), &[1; 32]);
+        assert_eq!(KeyId::from([2; 32]), KeyId([2; 32]));
+        assert_eq!(KeyId::try_from(vec![3; 32]), Ok(KeyId([3; 32])));
+        assert_eq!(KeyId::try_from(vec![3; 31]), Err(vec![3; 31]));
     }
 }

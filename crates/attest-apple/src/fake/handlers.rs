@@ -228,12 +228,11 @@ async fn attestation_data(State(shared): State<Arc<Shared>>, request: Request) -
 }
 
 /// SHA-256 of the attested key's uncompressed point: the key id the app reports.
-fn key_id_of(receipt: &Receipt) -> Option<[u8; 32]> {
+fn key_id_of(receipt: &Receipt) -> Option<attest_core::apple::KeyId> {
     let spki = receipt.attested_public_key()?;
     // A P-256 SubjectPublicKeyInfo ends with the 65-byte uncompressed point.
     let point = spki.get(spki.len().checked_sub(65)?..)?;
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, point);
-    digest.as_ref().try_into().ok()
+    Some(attest_core::apple::KeyId::of_public_point(point))
 }
 
 /// A DeviceCheck request body, checked like Apple does.

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use attest_core::apple::Environment;
+use attest_core::apple::KeyId;
 use attest_core::apple::receipt::ReceiptVerifier;
 use attest_sim::ReceiptCa;
 use aws_lc_rs::rand::SystemRandom;
@@ -158,8 +159,8 @@ struct StoredBits {
 struct State {
     script: VecDeque<Scripted>,
     risk_metric: u64,
-    risk_by_key: HashMap<[u8; 32], u64>,
-    revoked: HashSet<[u8; 32]>,
+    risk_by_key: HashMap<KeyId, u64>,
+    revoked: HashSet<KeyId>,
     bits: HashMap<String, StoredBits>,
     now: Option<OffsetDateTime>,
     counts: RequestCounts,
@@ -377,12 +378,12 @@ impl FakeApple {
 
     /// The risk metric of new receipts for the key whose id (SHA-256 of the uncompressed public
     /// point, as the app reports it) is `key_id`.
-    pub fn set_risk_metric_for_key(&self, key_id: [u8; 32], metric: u64) {
+    pub fn set_risk_metric_for_key(&self, key_id: KeyId, metric: u64) {
         self.shared.state().risk_by_key.insert(key_id, metric);
     }
 
     /// From now on, answer 404 "No Data Found" to receipts of this key.
-    pub fn revoke_key(&self, key_id: [u8; 32]) {
+    pub fn revoke_key(&self, key_id: KeyId) {
         self.shared.state().revoked.insert(key_id);
     }
 

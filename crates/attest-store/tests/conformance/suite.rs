@@ -27,7 +27,7 @@ pub(crate) const OTHER_APP: &str = "TEAMID1234.com.example.other";
 pub(crate) const T0: OffsetDateTime = datetime!(2026-01-01 12:00:00 UTC);
 
 pub(crate) fn key_id(seed: u8) -> KeyId {
-    [seed; 32]
+    KeyId([seed; 32])
 }
 
 pub(crate) fn device_key(seed: u8, app_id: &str, created_at: OffsetDateTime) -> DeviceKey {
@@ -810,13 +810,13 @@ pub async fn device_keys_list_in_stable_pages<S: Store>(store: S) {
         .list_device_keys(Some(APP), 10, 0)
         .await
         .expect("filtered");
-    let seeds: Vec<u8> = mine.iter().map(|key| key.key_id[0]).collect();
+    let seeds: Vec<u8> = mine.iter().map(|key| key.key_id.0[0]).collect();
     assert_eq!(seeds, [1, 3, 5, 7]);
     let second_page = store
         .list_device_keys(Some(APP), 2, 2)
         .await
         .expect("filtered page");
-    let seeds: Vec<u8> = second_page.iter().map(|key| key.key_id[0]).collect();
+    let seeds: Vec<u8> = second_page.iter().map(|key| key.key_id.0[0]).collect();
     assert_eq!(seeds, [5, 7]);
 
     assert!(

@@ -115,7 +115,7 @@ pub async fn keys_are_found_and_counted_by_device_user_address_environment_and_a
         .expect("supersede");
 
     let seeds = |found: Vec<attest_store::DeviceKey>| -> Vec<u8> {
-        found.iter().map(|key| key.key_id[0]).collect()
+        found.iter().map(|key| key.key_id.0[0]).collect()
     };
     let app = |filter: KeyFilter| KeyFilter {
         app_id: Some(APP.to_owned()),
@@ -723,7 +723,7 @@ where
         let mut current = key.clone();
         for _ in 0..RACERS {
             match current.superseded_by {
-                Some(next) => current = stored_key(&store, next[0]).await,
+                Some(next) => current = stored_key(&store, next.0[0]).await,
                 None => break,
             }
         }

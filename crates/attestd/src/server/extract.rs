@@ -113,8 +113,8 @@ pub fn decode_key_id(field: &'static str, text: &str) -> Result<KeyId, ApiError>
 }
 
 /// A key id as Apple's SDK prints it: standard base64 with padding.
-pub fn encode_key_id(key_id: &[u8; 32]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(key_id)
+pub fn encode_key_id(key_id: &KeyId) -> String {
+    base64::engine::general_purpose::STANDARD.encode(key_id.as_bytes())
 }
 
 /// `format` of App Attest requests (attestations, assertions, tokens).
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn key_ids_must_be_32_bytes() {
-        let id = encode_key_id(&[7; 32]);
+        let id = encode_key_id(&KeyId([7; 32]));
         assert_eq!(decode_key_id("keyId", &id).unwrap(), KeyId([7; 32]));
         let short = base64::engine::general_purpose::STANDARD.encode([1; 31]);
         assert_eq!(

@@ -140,14 +140,14 @@ pub async fn store(db: &Db) -> AnyStore {
 }
 
 /// The key's refresh state.
-pub async fn state(store: &AnyStore, key_id: [u8; 32]) -> Option<ReceiptRefreshState> {
+pub async fn state(store: &AnyStore, key_id: attest_types::KeyId) -> Option<ReceiptRefreshState> {
     store.refresh_state(key_id).await.expect("refresh state")
 }
 
 /// Waits until the key's refresh state satisfies `done`.
 pub async fn state_where(
     store: &AnyStore,
-    key_id: [u8; 32],
+    key_id: attest_types::KeyId,
     what: &str,
     done: impl Fn(&ReceiptRefreshState) -> bool,
 ) -> ReceiptRefreshState {

@@ -354,7 +354,7 @@ async fn a_valid_link_token_links_and_supersedes_on_the_hosted_route_too(db: &Db
 /// `POST /admin/v1/devices/{keyId}/link` with the admin token.
 async fn admin_link(
     server: &Server,
-    key: &[u8; 32],
+    key: &attest_types::KeyId,
     body: &Value,
     token: Option<&str>,
 ) -> (StatusCode, Value) {
@@ -407,7 +407,7 @@ async fn the_admin_api_links_a_key_attested_before_its_user_signed_in(db: &Db) {
         );
     }
     assert_error(
-        &admin_link(&server, &[9; 32], &carol, admin).await,
+        &admin_link(&server, &attest_types::KeyId([9; 32]), &carol, admin).await,
         StatusCode::NOT_FOUND,
         "device_not_found",
     );

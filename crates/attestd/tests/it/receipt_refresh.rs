@@ -58,7 +58,7 @@ fn assert_between(
     );
 }
 
-fn device_path(key_id: [u8; 32]) -> String {
+fn device_path(key_id: attest_types::KeyId) -> String {
     format!("/admin/v1/devices/{}", URL_SAFE_NO_PAD.encode(key_id))
 }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use attest_store::{ReceiptRefreshState, RefreshStore, Store};
+use attest_types::KeyId;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -69,7 +70,7 @@ pub struct ReceiptRefreshView {
 }
 
 impl ReceiptRefreshView {
-    fn of(key_id: &[u8; 32], state: Option<&ReceiptRefreshState>) -> Self {
+    fn of(key_id: &KeyId, state: Option<&ReceiptRefreshState>) -> Self {
         let when = |at: Option<time::OffsetDateTime>| at.map(rfc3339);
         Self {
             key_id: encode_key_id(key_id),
@@ -110,9 +111,9 @@ pub async fn receipt_refresh(
     ApiPath(key_id): ApiPath<String>,
 ) -> Result<Json<ReceiptRefreshView>, ApiError> {
     let key_id = decode_key_id("keyId", &key_id)?;
-    if state.store.device_key(key_id.0).await?.is_none() {
+    if state.store.device_key(key_id).await?.is_none() {
         return Err(ApiError::DeviceNotFound);
     }
-    let refresh = state.store.refresh_state(key_id.0).await?;
-    Ok(Json(ReceiptRefreshView::of(&key_id.0, refresh.as_ref())))
+    let refresh = state.store.refresh_state(key_id).await?;
+    Ok(Json(ReceiptRefreshView::of(&key_id, refresh.as_ref())))
 }

@@ -450,14 +450,14 @@ mod tests {
         let at = OffsetDateTime::UNIX_EPOCH;
         let key = |seed: u8, successor: Option<u8>, offset: i64| {
             let mut key = DeviceKey::new(
-                [seed; 32],
+                attest_types::KeyId([seed; 32]),
                 "d",
                 "T.app",
                 Environment::Production,
                 vec![],
                 at + time::Duration::seconds(offset),
             );
-            key.superseded_by = successor.map(|s| [s; 32]);
+            key.superseded_by = successor.map(|s| attest_types::KeyId([s; 32]));
             key
         };
         // 9 -> 5 -> 1 within one second (key ids in reverse order), then 7 a second later.
@@ -467,7 +467,7 @@ mod tests {
             key(7, None, 1),
             key(9, Some(5), 0),
         ];
-        let seeds: Vec<u8> = history_order(keys).iter().map(|k| k.key_id[0]).collect();
+        let seeds: Vec<u8> = history_order(keys).iter().map(|k| k.key_id.0[0]).collect();
         assert_eq!(seeds, [9, 5, 1, 7]);
     }
 }

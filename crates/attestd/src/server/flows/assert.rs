@@ -76,7 +76,7 @@ pub async fn assert(
     // Checked before any work, charged only once the request proves possession of the key.
     state.limits.check_key(input.key_id, Instant::now())?;
     let query = context_query(state, &input.context, started);
-    let Some(context) = state.store.key_context(input.key_id.0, &query).await? else {
+    let Some(context) = state.store.key_context(input.key_id, &query).await? else {
         let subject = stranger(None, &input);
         let error = ApiError::KeyUnknown;
         return Err(refuse(state, route, &subject, error, Proof::None, started).await);
@@ -121,7 +121,7 @@ pub async fn assert(
                 nonce: &challenge.nonce,
                 expires_at: challenge.expires_at,
             },
-            key_id: input.key_id.0,
+            key_id: input.key_id,
             counter,
             seen_at: seen,
             decision: &decision,

@@ -70,7 +70,7 @@ pub struct Attested {
     /// What the server knows about the device.
     pub intelligence: DeviceIntelligence,
     /// The keys this one superseded.
-    pub superseded: Vec<[u8; 32]>,
+    pub superseded: Vec<KeyId>,
     /// What the key was linked with.
     pub link: Link,
 }
@@ -266,7 +266,7 @@ fn new_key(
     now: OffsetDateTime,
 ) -> DeviceKey {
     let mut device = DeviceKey::new(
-        input.key_id.0,
+        input.key_id,
         lineage.device_id.clone(),
         input.app.id(),
         verified.environment(),
@@ -322,7 +322,7 @@ pub struct KeyLinked {
     /// The key as stored now (superseded itself if its new device had a newer key).
     pub device: DeviceKey,
     /// The keys it superseded.
-    pub superseded: Vec<[u8; 32]>,
+    pub superseded: Vec<KeyId>,
 }
 
 /// Links an attested, active key to a user and/or device on the operator's word (the admin
@@ -333,7 +333,7 @@ pub async fn link_key(state: &Arc<AppState>, input: LinkKeyInput) -> Result<KeyL
     let at = now();
     let key = state
         .store
-        .device_key(input.key_id.0)
+        .device_key(input.key_id)
         .await?
         .ok_or(ApiError::DeviceNotFound)?;
     retired(&key)?;
@@ -440,7 +440,7 @@ async fn supersede(
     device: &DeviceKey,
     lineage: &Lineage,
     now: OffsetDateTime,
-) -> Vec<[u8; 32]> {
+) -> Vec<KeyId> {
     let linked = match state
         .store
         .settle_lineage(

@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn key_facts_come_from_the_stored_key() {
         let mut key = DeviceKey::new(
-            [1; 32],
+            attest_types::KeyId([1; 32]),
             "dev_1",
             "T.app",
             attest_store::Environment::Development,

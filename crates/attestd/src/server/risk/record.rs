@@ -99,7 +99,7 @@ pub fn log_entry(entry: &Entry<'_>) -> Decision {
         verdict.decision.outcome,
         entry.code,
     );
-    decision.key_id = subject.key_id.map(|id| id.0);
+    decision.key_id = subject.key_id;
     decision.risk_score = Some(verdict.assessment.score);
     decision.kind = Some(subject.kind);
     decision.device_id = subject.device_id.map(str::to_owned);
@@ -178,7 +178,7 @@ async fn high_risk_event(state: &Arc<AppState>, entry: &Entry<'_>) {
         .collect();
     let data = json!({
         "deviceId": device_id,
-        "keyId": subject.key_id.map(|id| encode_key_id(&id.0)),
+        "keyId": subject.key_id.as_ref().map(encode_key_id),
         "userId": subject.user_id,
         "kind": subject.kind.as_str(),
         "route": entry.route,

@@ -154,7 +154,7 @@ pub async fn device(
     let key_id = decode_key_id("keyId", &key_id)?;
     let device = state
         .store
-        .device_key(key_id.0)
+        .device_key(key_id)
         .await?
         .ok_or(ApiError::DeviceNotFound)?;
     let keys = state
@@ -214,7 +214,7 @@ pub async fn revoke_device(
     ApiPath(key_id): ApiPath<String>,
 ) -> Result<Json<DeviceView>, ApiError> {
     let key_id = decode_key_id("keyId", &key_id)?;
-    match state.store.revoke_device_key(key_id.0, now()).await {
+    match state.store.revoke_device_key(key_id, now()).await {
         Ok(()) => {}
         Err(StoreError::NotFound) => return Err(ApiError::DeviceNotFound),
         Err(error) => return Err(error.into()),
@@ -222,7 +222,7 @@ pub async fn revoke_device(
     tracing::info!(key_id = %hex::encode(key_id.0), "device key revoked");
     let device = state
         .store
-        .device_key(key_id.0)
+        .device_key(key_id)
         .await?
         .ok_or(ApiError::DeviceNotFound)?;
     Ok(Json(DeviceView::from(&device)))

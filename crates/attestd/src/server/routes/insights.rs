@@ -56,7 +56,7 @@ pub async fn decisions(
         .transpose()?;
     let filter = DecisionFilter {
         app_id: query.app_id,
-        key_id: key_id.map(|id| id.0),
+        key_id,
         outcome,
         since: parse_since(query.since.as_deref())?,
         before_id: query.before_id,
