@@ -260,6 +260,30 @@ fn check_facts(id: &str, record: &Value, key: &VerifiedAndroidKey) {
         .collect();
     assert_eq!(key.serials(), &serials[..key.serials().len()], "{id}");
     assert!(key.challenge_checked() && key.app_checked(), "{id}");
+
+    // The evidence kept with the key says the same as the accessors.
+    let evidence = key.evidence();
+    assert_eq!(evidence.package_names, packages, "{id}");
+    assert_eq!(evidence.signing_digests, digests, "{id}");
+    assert_eq!(evidence.provisioning, key.provisioning(), "{id}");
+    assert_eq!(evidence.anchor, key.anchor(), "{id}");
+    assert_eq!(
+        evidence.keymint_security_level,
+        key.keymint_security_level(),
+        "{id}"
+    );
+    assert_eq!(
+        evidence.verified_boot_state,
+        key.verified_boot_state(),
+        "{id}"
+    );
+    assert_eq!(evidence.device_locked, key.device_locked(), "{id}");
+    assert_eq!(evidence.os_patch_level, key.os_patch_level(), "{id}");
+    assert_eq!(
+        evidence.attestation_version,
+        key.attestation_version(),
+        "{id}"
+    );
 }
 
 #[test]

@@ -154,6 +154,23 @@ fn check_every_real_attestation(verifier: &AttestationVerifier) {
                         expected_extensions(record),
                         "{id}"
                     );
+                    let evidence = verified.evidence();
+                    assert_eq!(
+                        evidence.leaf_not_after,
+                        Some(verified.leaf_not_after().unix_timestamp()),
+                        "{id}"
+                    );
+                    assert_eq!(
+                        evidence.receipt_status,
+                        Some(attest_types::evidence::ReceiptStatus::Valid),
+                        "{id}"
+                    );
+                    assert!(evidence.receipt_created_at.is_some(), "{id}");
+                    assert_eq!(
+                        evidence.bundle_version.as_deref(),
+                        verified.bundle_version(),
+                        "{id}"
+                    );
                 }
                 Err(error) => failures.push(format!("{id}: expected valid, got {error}")),
             }

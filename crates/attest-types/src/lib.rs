@@ -2,12 +2,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod app_id;
-mod key_id;
 #[macro_use]
 mod text;
+mod app_id;
+pub mod evidence;
+mod key_id;
 
 pub use app_id::{AppId, InvalidAppId};
+pub use evidence::{AndroidEvidence, AppleEvidence, Evidence};
 pub use key_id::KeyId;
 pub use text::UnknownValue;
 
@@ -18,6 +20,14 @@ text_enum! {
         Ios = "ios",
         /// Android Key Attestation.
         Android = "android",
+    }
+}
+
+impl Platform {
+    /// Whether the platform's keys sign with a counter the server must see advance (App
+    /// Attest's sign count). Android keys have none: the spent challenge is the replay defence.
+    pub const fn has_counter(self) -> bool {
+        matches!(self, Self::Ios)
     }
 }
 

@@ -28,6 +28,7 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
+pub use attest_types::evidence::TrustAnchor;
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::der_parser::oid;
@@ -220,38 +221,6 @@ impl PathWalker {
     /// How many verified signature edges are cached (for tests and metrics).
     pub fn cached_edges(&self) -> usize {
         self.cache.len()
-    }
-}
-
-/// What a trust anchor is, as the verifier reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TrustAnchor {
-    /// Google's RSA-4096 hardware attestation root key (2016/2019/2021/2022 certificates).
-    GoogleRsa,
-    /// Google's P-384 "Key Attestation CA1" (remotely provisioned chains since 2026).
-    GoogleKeyAttestationCa1,
-    /// A root the caller configured in place of Google's (`with_roots`: tests that play Google).
-    Configured,
-    /// A root the caller added besides Google's (`with_extra_roots`: simulators, quick start).
-    /// Never a real device; its chains are not looked up in Google's revocation list.
-    Extra,
-}
-
-impl TrustAnchor {
-    /// `google_rsa`, `google_key_attestation_ca1`, `configured` or `extra`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::GoogleRsa => "google_rsa",
-            Self::GoogleKeyAttestationCa1 => "google_key_attestation_ca1",
-            Self::Configured => "configured",
-            Self::Extra => "extra",
-        }
-    }
-
-    /// Whether this is one of Google's two pinned keys.
-    pub fn is_google(self) -> bool {
-        matches!(self, Self::GoogleRsa | Self::GoogleKeyAttestationCa1)
     }
 }
 

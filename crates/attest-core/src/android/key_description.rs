@@ -24,6 +24,7 @@
 //! schema are ignored. Refused: indefinite lengths, truncation, a known tag whose value has the
 //! wrong type, and a tag given twice (two readers could pick different values).
 
+pub use attest_types::evidence::{SecurityLevel, VerifiedBootState};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::der_parser::oid;
 
@@ -40,105 +41,6 @@ pub struct KeyDescriptionError(pub &'static str);
 impl From<DerError> for KeyDescriptionError {
     fn from(reason: DerError) -> Self {
         Self(reason)
-    }
-}
-
-/// Where the key lives, as KeyMint reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SecurityLevel {
-    /// 0: software (emulators, and KeyMint's software fallback).
-    Software,
-    /// 1: a Trusted Execution Environment.
-    TrustedEnvironment,
-    /// 2: a StrongBox secure element.
-    StrongBox,
-    /// A value the schema does not define.
-    Unknown(u64),
-}
-
-impl SecurityLevel {
-    fn from_value(value: u64) -> Self {
-        match value {
-            0 => Self::Software,
-            1 => Self::TrustedEnvironment,
-            2 => Self::StrongBox,
-            other => Self::Unknown(other),
-        }
-    }
-
-    /// 0 software and unknown, 1 TEE, 2 StrongBox.
-    pub fn rank(self) -> u8 {
-        match self {
-            Self::Software | Self::Unknown(_) => 0,
-            Self::TrustedEnvironment => 1,
-            Self::StrongBox => 2,
-        }
-    }
-
-    /// `software`, `tee`, `strongbox` or `unknown`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Software => "software",
-            Self::TrustedEnvironment => "tee",
-            Self::StrongBox => "strongbox",
-            Self::Unknown(_) => "unknown",
-        }
-    }
-}
-
-impl std::fmt::Display for SecurityLevel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unknown(value) => write!(f, "unknown ({value})"),
-            other => f.write_str(other.as_str()),
-        }
-    }
-}
-
-/// The boot state the bootloader reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VerifiedBootState {
-    /// 0: the whole boot chain verified with the device's own key (locked stock device).
-    Verified,
-    /// 1: verified with a user-installed key (custom ROM on a relocked bootloader).
-    SelfSigned,
-    /// 2: not verified (unlocked bootloader).
-    Unverified,
-    /// 3: verification failed.
-    Failed,
-    /// A value the schema does not define.
-    Unknown(u64),
-}
-
-impl VerifiedBootState {
-    fn from_value(value: u64) -> Self {
-        match value {
-            0 => Self::Verified,
-            1 => Self::SelfSigned,
-            2 => Self::Unverified,
-            3 => Self::Failed,
-            other => Self::Unknown(other),
-        }
-    }
-
-    /// `verified`, `self_signed`, `unverified`, `failed` or `unknown`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Verified => "verified",
-            Self::SelfSigned => "self_signed",
-            Self::Unverified => "unverified",
-            Self::Failed => "failed",
-            Self::Unknown(_) => "unknown",
-        }
-    }
-}
-
-impl std::fmt::Display for VerifiedBootState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unknown(value) => write!(f, "unknown ({value})"),
-            other => f.write_str(other.as_str()),
-        }
     }
 }
 

@@ -20,6 +20,8 @@
 //! 12. `package_mismatch`: package name or signing-certificate digests.
 //! 13. `verified_boot_required`: only when the policy asks for a verified, locked device.
 
+use attest_types::evidence::AndroidEvidence;
+pub use attest_types::evidence::Provisioning;
 use aws_lc_rs::digest;
 use rustls_pki_types::UnixTime;
 use x509_parser::certificate::X509Certificate;
@@ -40,29 +42,6 @@ use super::revocation::{Revocation, serial_hex};
 const REMOTE_PATH_LEN: usize = 4;
 const FACTORY_PATH_LEN: usize = 3;
 const UNKNOWN_PATH_LEN: usize = 4;
-
-/// How the device got its attestation key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Provisioning {
-    /// Keys written at the factory; the top intermediate's subject carries a serialNumber.
-    /// They cannot be rotated, so their expiry is tolerated.
-    Factory,
-    /// Remote key provisioning (RKP): short-lived keys under "Droid CA2"; expiry is enforced.
-    Remote,
-    /// Neither shape: expiry is enforced.
-    Unknown,
-}
-
-impl Provisioning {
-    /// `factory`, `remote` or `unknown`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Factory => "factory",
-            Self::Remote => "remote",
-            Self::Unknown => "unknown",
-        }
-    }
-}
 
 /// The lowest security level a policy accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -199,6 +178,35 @@ impl VerifiedAndroidKey {
     /// Whether the status list was consulted (not for [`Revocation::Skip`] or extra roots).
     pub fn revocation_checked(&self) -> bool {
         self.revocation_checked
+    }
+    /// What the chain proved besides the key, as kept with the key.
+    pub fn evidence(&self) -> AndroidEvidence {
+        AndroidEvidence {
+            attestation_version: self.attestation_version(),
+            attestation_security_level: self.attestation_security_level(),
+            keymint_security_level: self.keymint_security_level(),
+            verified_boot_state: self.verified_boot_state(),
+            device_locked: self.device_locked(),
+            verified_boot_key: self.verified_boot_key().map(<[u8]>::to_vec),
+            os_version: self.os_version(),
+            os_patch_level: self.os_patch_level(),
+            vendor_patch_level: self.vendor_patch_level(),
+            boot_patch_level: self.boot_patch_level(),
+            package_names: self
+                .package_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            signing_digests: self
+                .signing_digests()
+                .into_iter()
+                .map(<[u8]>::to_vec)
+                .collect(),
+            provisioning: self.provisioning,
+            anchor: self.anchor,
+            attest_key_certificates: u32::try_from(self.attest_key_certificates)
+                .unwrap_or(u32::MAX),
+        }
     }
     /// attestationVersion.
     pub fn attestation_version(&self) -> u64 {

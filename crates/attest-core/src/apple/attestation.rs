@@ -19,6 +19,7 @@ use super::error::{AppleError, ChainFailure, CounterExpectation};
 use super::receipt::{ReceiptError, ReceiptType, ReceiptVerifier, VerifiedReceipt};
 use super::roots;
 use super::types::{AppId, EnvironmentPolicy};
+use attest_types::evidence::{AppleEvidence, ReceiptStatus};
 use attest_types::{Environment, KeyId};
 
 /// Upper bound on an attestation object. Apple's are 5–10 KB (two certificates, a ~4 KB
@@ -241,6 +242,30 @@ impl VerifiedAttestation {
     /// iOS 27 launch validation category bytes, when present.
     pub fn validation_category(&self) -> Option<&[u8]> {
         self.extensions.as_ref()?.validation_category()
+    }
+    /// What the attestation proved besides the key, as kept with the key.
+    pub fn evidence(&self) -> AppleEvidence {
+        let (receipt_status, receipt_reason, receipt_created_at) = match &self.receipt {
+            ReceiptCheck::Verified(receipt) => (
+                ReceiptStatus::Valid,
+                None,
+                Some(receipt.receipt.creation_time.unix_timestamp()),
+            ),
+            ReceiptCheck::Failed(error) => (
+                ReceiptStatus::Invalid,
+                Some(error.reason().to_owned()),
+                None,
+            ),
+            ReceiptCheck::Missing => (ReceiptStatus::Missing, None, None),
+        };
+        AppleEvidence {
+            leaf_not_after: Some(self.leaf_not_after.unix_timestamp()),
+            bundle_version: self.bundle_version().map(str::to_owned),
+            validation_category: self.validation_category().map(<[u8]>::to_vec),
+            receipt_status: Some(receipt_status),
+            receipt_reason,
+            receipt_created_at,
+        }
     }
 }
 
