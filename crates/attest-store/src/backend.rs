@@ -84,9 +84,7 @@ macro_rules! impl_store_for {
                 key: &$crate::DeviceKey,
             ) -> Result<(), $crate::StoreError> {
                 $crate::text::BoundText::check_text(key)?;
-                let metadata = serde_json::to_string(&key.metadata).map_err(|error| {
-                    $crate::StoreError::Invalid(format!("device key metadata: {error}"))
-                })?;
+                let evidence = $crate::rows::evidence_to_db(key)?;
                 // The key and its receipt row, together or not at all.
                 let mut transaction = self
                     .writer
@@ -99,7 +97,7 @@ macro_rules! impl_store_for {
                     .bind(key.app_id.as_str())
                     .bind(key.environment.as_str())
                     .bind(key.public_key_spki.as_slice())
-                    .bind(i64::from(key.counter))
+                    .bind(key.counter.map(i64::from))
                     .bind(key.receipt_risk_metric)
                     .bind($crate::rows::unix(key.created_at))
                     .bind($crate::rows::unix(key.last_seen_at))
@@ -107,12 +105,13 @@ macro_rules! impl_store_for {
                     .bind($crate::rows::count_to_db(key.assertion_count)?)
                     .bind(key.revoked_at.map($crate::rows::unix))
                     .bind(key.superseded_by.as_ref().map(|id| id.as_slice()))
-                    .bind(metadata)
+                    .bind(evidence)
                     .bind(key.user_id.as_deref())
                     .bind(key.client_ip.as_deref())
                     .bind($crate::rows::count_to_db(key.counter_regressions)?)
                     .bind($crate::rows::count_to_db(key.replays)?)
                     .bind(key.revocation_reason.map(|reason| reason.as_str()))
+                    .bind(key.platform().as_str())
                     .execute(&mut *transaction)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
@@ -554,15 +553,24 @@ pub(crate) fn one_row_changed(rows: u64) -> Result<(), crate::StoreError> {
     }
 }
 
-/// Why [`crate::sql::ADVANCE_COUNTER`] changed nothing, from the key's counter state.
+/// Why [`crate::sql::ADVANCE_COUNTER`] changed nothing, from the key's counter state. A key
+/// without a counter (its platform has none) is the caller's mistake: it is never advanced.
 pub(crate) fn not_advanced(
     state: Option<crate::rows::CounterStateRow>,
 ) -> Result<crate::CounterAdvance, crate::StoreError> {
     Ok(match state {
         None => crate::CounterAdvance::UnknownKey,
         Some(state) if state.revoked_at.is_some() => crate::CounterAdvance::Revoked,
-        Some(state) => crate::CounterAdvance::Replayed {
-            stored: crate::rows::counter_from_db(state.counter)?,
+        Some(crate::rows::CounterStateRow { counter: None, .. }) => {
+            return Err(crate::StoreError::Invalid(
+                "a counter advanced on a key whose platform signs without one".to_owned(),
+            ));
+        }
+        Some(crate::rows::CounterStateRow {
+            counter: Some(counter),
+            ..
+        }) => crate::CounterAdvance::Replayed {
+            stored: crate::rows::counter_from_db(counter)?,
         },
     })
 }

@@ -30,10 +30,11 @@ pub use queries::{
     ReasonCount, SummaryFilter,
 };
 pub use records::{
-    AssertionCommit, AssertionCommitted, CounterAdvance, CounterAnomaly, Decision, DecisionFactor,
-    DecisionFilter, DecisionKind, DecisionReason, DeviceHistory, DeviceKey, Environment, KeyId,
-    LoggedDecision, MAX_PAGE_SIZE, Outcome, PolicyMode, RevocationReason, SigningKey,
-    SpentChallenge, UnknownValue, whole_seconds,
+    AndroidEvidence, AppleEvidence, AssertionCommit, AssertionCommitted, CounterAdvance,
+    CounterAnomaly, Decision, DecisionFactor, DecisionFilter, DecisionKind, DecisionReason,
+    DeviceHistory, DeviceKey, Environment, Evidence, KeyId, LoggedDecision, MAX_PAGE_SIZE, Outcome,
+    Platform, PolicyMode, RevocationReason, SigningKey, SpentChallenge, UnknownValue,
+    whole_seconds,
 };
 pub use refresh::{
     MAX_REFRESH_LABEL_LEN, ReceiptRefreshState, ReceiptUpdate, RefreshAttempt, RefreshCandidate,

@@ -9,7 +9,8 @@ use std::fmt;
 use time::OffsetDateTime;
 
 pub use attest_types::{
-    DecisionKind, Environment, KeyId, Outcome, PolicyMode, RevocationReason, UnknownValue,
+    AndroidEvidence, AppleEvidence, DecisionKind, Environment, Evidence, KeyId, Outcome, Platform,
+    PolicyMode, RevocationReason, UnknownValue,
 };
 
 /// The largest page [`crate::Store::list_device_keys`] and [`crate::Store::list_decisions`]
@@ -66,22 +67,24 @@ pub struct DeviceHistory {
     pub first_seen: Option<OffsetDateTime>,
 }
 
-/// An attested App Attest key and what the server has learned about it.
+/// An attested key, of any platform, and what the server has learned about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceKey {
-    /// SHA-256 of the key's public point, as Apple defines the key id.
+    /// SHA-256 of the key's public point (App Attest) or of its SubjectPublicKeyInfo (Android).
     pub key_id: KeyId,
     /// The server's identifier for the device (or installation) the key belongs to.
     pub device_id: String,
     /// The App ID the key was attested for.
     pub app_id: String,
-    /// The environment named by the attestation's AAGUID.
+    /// The environment named by the attestation's AAGUID (always production on Android).
     pub environment: Environment,
     /// The credential public key as DER SubjectPublicKeyInfo.
     pub public_key_spki: Vec<u8>,
-    /// The highest sign counter accepted so far (0 right after attestation).
-    pub counter: u32,
-    /// The latest App Attest receipt (PKCS#7 DER), for Apple's risk-metric endpoint.
+    /// The highest sign counter accepted so far (0 right after attestation); `None` exactly
+    /// when the key's platform signs without a counter ([`Platform::has_counter`]).
+    pub counter: Option<u32>,
+    /// The latest App Attest receipt (PKCS#7 DER), for Apple's risk-metric endpoint; empty on
+    /// other platforms.
     pub receipt: Vec<u8>,
     /// The risk metric from the latest receipt, when one has been fetched.
     pub receipt_risk_metric: Option<i64>,
@@ -97,8 +100,8 @@ pub struct DeviceKey {
     pub revoked_at: Option<OffsetDateTime>,
     /// The key that replaced this one (for example after the app lost its key and re-attested).
     pub superseded_by: Option<KeyId>,
-    /// Facts recorded at attestation: bundle version, validation category, leaf `not_after`...
-    pub metadata: serde_json::Value,
+    /// What the platform's verifier proved at attestation; its platform is the key's.
+    pub evidence: Evidence,
     /// The user id the client named when it attested the key, if any.
     pub user_id: Option<String>,
     /// The client address the attestation came from, if known.
@@ -114,23 +117,26 @@ pub struct DeviceKey {
 }
 
 impl DeviceKey {
-    /// A key just attested at `at`: counter 0, one attestation, no assertion, not revoked, no
-    /// user, address or metadata. Set the other fields as needed.
+    /// A key just attested at `at` with `evidence`: counter 0 if its platform has one, one
+    /// attestation, no assertion, not revoked, no user or address. Set the other fields as
+    /// needed.
     pub fn new(
         key_id: KeyId,
         device_id: impl Into<String>,
         app_id: impl Into<String>,
         environment: Environment,
         public_key_spki: Vec<u8>,
+        evidence: impl Into<Evidence>,
         at: OffsetDateTime,
     ) -> Self {
+        let evidence = evidence.into();
         Self {
+            counter: evidence.platform().has_counter().then_some(0),
             key_id,
             device_id: device_id.into(),
             app_id: app_id.into(),
             environment,
             public_key_spki,
-            counter: 0,
             receipt: Vec::new(),
             receipt_risk_metric: None,
             created_at: at,
@@ -139,13 +145,18 @@ impl DeviceKey {
             assertion_count: 0,
             revoked_at: None,
             superseded_by: None,
-            metadata: serde_json::Value::Object(serde_json::Map::new()),
+            evidence,
             user_id: None,
             client_ip: None,
             counter_regressions: 0,
             replays: 0,
             revocation_reason: None,
         }
+    }
+
+    /// The platform whose attestation proved the key.
+    pub const fn platform(&self) -> Platform {
+        self.evidence.platform()
     }
 }
 

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use crate::StoreError;
 use crate::queries::{FailureCount, KeyContext, OutcomeCount, ReasonCount};
 use crate::records::{
-    Decision, DecisionFactor, DecisionReason, DeviceHistory, DeviceKey, KeyId, LoggedDecision,
-    MAX_PAGE_SIZE, SigningKey,
+    AndroidEvidence, AppleEvidence, Decision, DecisionFactor, DecisionReason, DeviceHistory,
+    DeviceKey, Evidence, KeyId, LoggedDecision, MAX_PAGE_SIZE, Platform, SigningKey,
 };
 use crate::webhook::WebhookDelivery;
 
@@ -62,7 +62,7 @@ pub(crate) struct DeviceKeyRow {
     app_id: String,
     environment: String,
     public_key_spki: Vec<u8>,
-    counter: i64,
+    counter: Option<i64>,
     receipt: Vec<u8>,
     receipt_risk_metric: Option<i64>,
     created_at: i64,
@@ -77,18 +77,27 @@ pub(crate) struct DeviceKeyRow {
     counter_regressions: i64,
     replays: i64,
     revocation_reason: Option<String>,
+    platform: String,
 }
 
 impl TryFrom<DeviceKeyRow> for DeviceKey {
     type Error = StoreError;
     fn try_from(row: DeviceKeyRow) -> Result<Self, StoreError> {
+        let platform: Platform = parse(&row.platform)?;
+        let counter = row.counter.map(counter_from_db).transpose()?;
+        if counter.is_some() != platform.has_counter() {
+            return Err(StoreError::Corrupt(format!(
+                "a {platform} key {} a counter",
+                if counter.is_some() { "with" } else { "without" }
+            )));
+        }
         Ok(Self {
             key_id: key_id(row.key_id)?,
             device_id: row.device_id,
             app_id: row.app_id,
             environment: parse(&row.environment)?,
             public_key_spki: row.public_key_spki,
-            counter: counter_from_db(row.counter)?,
+            counter,
             receipt: row.receipt,
             receipt_risk_metric: row.receipt_risk_metric,
             created_at: time_from_unix(row.created_at)?,
@@ -97,8 +106,7 @@ impl TryFrom<DeviceKeyRow> for DeviceKey {
             assertion_count: count_from_db(row.assertion_count)?,
             revoked_at: row.revoked_at.map(time_from_unix).transpose()?,
             superseded_by: row.superseded_by.map(key_id).transpose()?,
-            metadata: serde_json::from_str(&row.metadata)
-                .map_err(|error| StoreError::Corrupt(format!("device key metadata: {error}")))?,
+            evidence: evidence_from_db(platform, &row.metadata)?,
             user_id: row.user_id,
             client_ip: row.client_ip,
             counter_regressions: count_from_db(row.counter_regressions)?,
@@ -108,9 +116,41 @@ impl TryFrom<DeviceKeyRow> for DeviceKey {
     }
 }
 
+/// The evidence column of a `platform` key: an object of that platform's evidence type.
+pub(crate) fn evidence_from_db(platform: Platform, json: &str) -> Result<Evidence, StoreError> {
+    let corrupt = |error: String| StoreError::Corrupt(format!("{platform} key evidence: {error}"));
+    if !json.trim_start().starts_with('{') {
+        return Err(corrupt("not a JSON object".to_owned()));
+    }
+    match platform {
+        Platform::Ios => serde_json::from_str::<AppleEvidence>(json).map(Evidence::Apple),
+        Platform::Android => serde_json::from_str::<AndroidEvidence>(json).map(Evidence::Android),
+    }
+    .map_err(|error| corrupt(error.to_string()))
+}
+
+/// The evidence column's JSON for `key`, and the checks the schema makes with it: the counter
+/// is present exactly when the platform has one.
+pub(crate) fn evidence_to_db(key: &DeviceKey) -> Result<String, StoreError> {
+    let platform = key.platform();
+    if key.counter.is_some() != platform.has_counter() {
+        return Err(StoreError::Invalid(format!(
+            "a {platform} key {} a counter",
+            if key.counter.is_some() {
+                "with"
+            } else {
+                "without"
+            }
+        )));
+    }
+    serde_json::to_string(&key.evidence)
+        .map_err(|error| StoreError::Invalid(format!("device key evidence: {error}")))
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct CounterStateRow {
-    pub(crate) counter: i64,
+    /// `None` for a key whose platform has no counter.
+    pub(crate) counter: Option<i64>,
     pub(crate) revoked_at: Option<i64>,
 }
 
@@ -448,4 +488,36 @@ fn parse<T: std::str::FromStr<Err = crate::records::UnknownValue>>(
     text.parse().map_err(|error: crate::records::UnknownValue| {
         StoreError::Corrupt(format!("{error} {text:?}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_is_read_as_the_key_platform_type_and_corruption_is_an_error() {
+        // Rows written before evidence was typed: Apple's old metadata, even empty.
+        for old in [
+            "{}",
+            r#"{"bundleVersion":"1","receiptStatus":"valid","leafNotAfter":9}"#,
+        ] {
+            let evidence = evidence_from_db(Platform::Ios, old).expect(old);
+            assert_eq!(evidence.platform(), Platform::Ios);
+        }
+        for (platform, corrupt) in [
+            (Platform::Ios, "[]"),
+            (Platform::Ios, "null"),
+            (Platform::Ios, r#"{"receiptStatus":"fine"}"#),
+            (Platform::Ios, r#"{"validationCategory":"not hex"}"#),
+            (Platform::Ios, "{"),
+            (Platform::Android, "{}"),
+            (Platform::Android, r#"{"bundleVersion":"1"}"#),
+        ] {
+            let error = evidence_from_db(platform, corrupt).expect_err(corrupt);
+            assert!(
+                matches!(error, StoreError::Corrupt(_)),
+                "{corrupt}: {error:?}"
+            );
+        }
+    }
 }

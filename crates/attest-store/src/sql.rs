@@ -14,7 +14,7 @@ macro_rules! device_key_columns {
          (SELECT r.receipt FROM device_key_receipts r WHERE r.key_id = k.key_id) AS receipt, \
          k.receipt_risk_metric, k.created_at, k.last_seen_at, k.attestation_count, \
          k.assertion_count, k.revoked_at, k.superseded_by, k.metadata, k.user_id, k.client_ip, \
-         k.counter_regressions, k.replays, k.revocation_reason"
+         k.counter_regressions, k.replays, k.revocation_reason, k.platform"
     };
 }
 
@@ -39,8 +39,8 @@ pub(crate) const SERVER_SECRET: &str = "SELECT secret FROM server_secrets WHERE 
 pub(crate) const INSERT_DEVICE_KEY: &str = "INSERT INTO device_keys (key_id, device_id, app_id, \
      environment, public_key_spki, counter, receipt_risk_metric, created_at, last_seen_at, \
      attestation_count, assertion_count, revoked_at, superseded_by, metadata, user_id, client_ip, \
-     counter_regressions, replays, revocation_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+     counter_regressions, replays, revocation_reason, platform) VALUES ($1, $2, $3, $4, $5, $6, \
+     $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 
 pub(crate) const INSERT_DEVICE_KEY_RECEIPT: &str =
     "INSERT INTO device_key_receipts (key_id, receipt) VALUES ($1, $2)";

@@ -189,7 +189,7 @@ async fn run_batch(
             let item = i64::try_from(index).unwrap_or(i64::MAX);
             let step = |n| rows.iter().find(|row| row.0 == item && row.1 == n);
             let state = step(4).map(|row| CounterStateRow {
-                counter: row.2.unwrap_or(0),
+                counter: row.2,
                 revoked_at: row.3,
             });
             commit_outcome(

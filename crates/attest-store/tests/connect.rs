@@ -66,10 +66,11 @@ async fn unreachable_postgres_is_unavailable() {
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
 }
 
-/// Migration 0105 rebuilds SQLite's decision log (to widen a CHECK constraint) and 0106 moves
-/// receipts out of `device_keys`: a database migrated up to 0104 keeps every decision, reason
-/// and key with its receipt, and the rebuilt table takes the new `device_check` kind and still
-/// refuses what the old one refused.
+/// Migration 0105 rebuilds SQLite's decision log (to widen a CHECK constraint), 0106 moves
+/// receipts out of `device_keys` and 0110 rebuilds `device_keys` (platforms, optional
+/// counters): a database migrated up to 0104 keeps every decision, reason and key with its
+/// receipt and refresh schedule, in insertion order; the rebuilt tables take the new values
+/// and still refuse what the old ones refused.
 #[tokio::test]
 async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
     use sqlx::Connection;
@@ -114,11 +115,21 @@ async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
         "INSERT INTO device_keys (key_id, device_id, app_id, environment, public_key_spki, \
          counter, receipt, receipt_risk_metric, created_at, last_seen_at, attestation_count, \
          assertion_count, metadata) VALUES (zeroblob(32), 'd1', 'T.app', 'production', x'04', 7, \
-         x'30820102', 3, 100, 200, 1, 6, '{}')",
+         x'30820102', 3, 100, 200, 1, 6, '{}'), \
+         (x'ff00000000000000000000000000000000000000000000000000000000000000', \
+         'd1', 'T.app', 'production', x'04', 2, x'30', NULL, 50, 50, 1, \
+         0, '{\"bundleVersion\":\"9\",\"receiptStatus\":\"valid\"}')",
     )
     .execute(&mut connection)
     .await
-    .expect("a key with its receipt");
+    .expect("two keys with their receipts");
+    sqlx::query(
+        "INSERT INTO receipt_refresh (key_id, next_refresh_at, enrolled_at) \
+         VALUES (zeroblob(32), 500, 100)",
+    )
+    .execute(&mut connection)
+    .await
+    .expect("a refresh schedule");
     sqlx::query(
         "INSERT INTO decision_reasons (decision_id, code) VALUES (1, 'verification_failed')",
     )
@@ -159,8 +170,19 @@ async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
     assert_eq!(key.receipt, [0x30, 0x82, 0x01, 0x02]);
     assert_eq!(
         (key.counter, key.assertion_count, key.receipt_risk_metric),
-        (7, 6, Some(3))
+        (Some(7), 6, Some(3))
     );
+    // 0110: keys stored before platforms are App Attest keys; their evidence parses as Apple's.
+    assert_eq!(key.platform(), attest_store::Platform::Ios);
+    let mut second = [0u8; 32];
+    second[0] = 0xff;
+    let second = store
+        .device_key(attest_store::KeyId::from(second))
+        .await
+        .expect("read")
+        .expect("the second key survived");
+    let apple = second.evidence.apple().expect("Apple evidence");
+    assert_eq!(apple.bundle_version.as_deref(), Some("9"));
     let denied = &logged[1].decision;
     assert_eq!(denied.device_id.as_deref(), Some("d1"));
     assert_eq!(denied.reasons.len(), 1);
@@ -204,6 +226,54 @@ async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
             .is_err(),
         "the foreign key survived the rebuild"
     );
+
+    // 0110 kept the refresh schedule (dropping the old table did not cascade), the rowid order
+    // settle_lineage relies on, and the foreign keys that point at the rebuilt table.
+    let schedules: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM receipt_refresh")
+        .fetch_one(&mut connection)
+        .await
+        .expect("count schedules");
+    assert_eq!(schedules, 1);
+    let order: Vec<Vec<u8>> = sqlx::query_scalar("SELECT key_id FROM device_keys ORDER BY rowid")
+        .fetch_all(&mut connection)
+        .await
+        .expect("keys by rowid");
+    assert_eq!(order.iter().map(|id| id[0]).collect::<Vec<_>>(), [0, 0xff]);
+    assert!(
+        sqlx::query("INSERT INTO device_key_receipts (key_id, receipt) VALUES (x'01', x'00')")
+            .execute(&mut connection)
+            .await
+            .is_err(),
+        "receipts still need their key"
+    );
+    let violations: Vec<(String,)> = sqlx::query_as("PRAGMA foreign_key_check")
+        .fetch_all(&mut connection)
+        .await
+        .expect("foreign key check");
+    assert!(violations.is_empty(), "{violations:?}");
+    // A counter exactly on the platforms that have one.
+    for (platform, counter, accepted) in [
+        ("android", None, true),
+        ("android", Some(0), false),
+        ("ios", None, false),
+        ("watchos", Some(0), false),
+    ] {
+        let result = sqlx::query(
+            "INSERT INTO device_keys (key_id, device_id, app_id, environment, public_key_spki, \
+             counter, created_at, last_seen_at, attestation_count, assertion_count, metadata, \
+             platform) VALUES (randomblob(32), 'd2', 'T.app', 'production', x'04', $1, 1, 1, 1, \
+             0, '{}', $2)",
+        )
+        .bind(counter.map(i64::from))
+        .bind(platform)
+        .execute(&mut connection)
+        .await;
+        assert_eq!(
+            result.is_ok(),
+            accepted,
+            "{platform} with counter {counter:?}"
+        );
+    }
 }
 
 /// Makes `path` readable by its owner only.

@@ -72,6 +72,7 @@ async fn insert_key<S: Store>(store: &S, seed: u8, created_at: OffsetDateTime) {
         APP,
         Environment::Development,
         vec![0x30, seed],
+        attest_store::AppleEvidence::default(),
         created_at,
     );
     key.receipt = vec![0xA0, seed];

@@ -10,11 +10,11 @@ pub use crate::suite_tally::*;
 pub use crate::suite_webhooks::*;
 
 use attest_store::{
-    AssertionCommit, AssertionCommitted, ContextQuery, CounterAdvance, Decision, DecisionFilter,
-    DeviceHistory, DeviceKey, Environment, KeyContext, KeyId, Outcome, RevocationReason,
-    SigningKey, SpentChallenge, Store, StoreError,
+    AppleEvidence, AssertionCommit, AssertionCommitted, ContextQuery, CounterAdvance, Decision,
+    DecisionFilter, DeviceHistory, DeviceKey, Environment, Evidence, KeyContext, KeyId, Outcome,
+    RevocationReason, SigningKey, SpentChallenge, Store, StoreError,
 };
-use serde_json::json;
+use attest_types::evidence::ReceiptStatus;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
@@ -37,7 +37,7 @@ pub(crate) fn device_key(seed: u8, app_id: &str, created_at: OffsetDateTime) -> 
         app_id: app_id.to_owned(),
         environment: Environment::Production,
         public_key_spki: vec![0x30, seed, 0x01],
-        counter: 0,
+        counter: Some(0),
         receipt: vec![0x30, 0x80, seed],
         receipt_risk_metric: None,
         created_at,
@@ -46,7 +46,10 @@ pub(crate) fn device_key(seed: u8, app_id: &str, created_at: OffsetDateTime) -> 
         assertion_count: 0,
         revoked_at: None,
         superseded_by: None,
-        metadata: json!({ "bundle_version": "1.0" }),
+        evidence: Evidence::Apple(AppleEvidence {
+            bundle_version: Some("1.0".to_owned()),
+            ..AppleEvidence::default()
+        }),
         user_id: None,
         client_ip: None,
         counter_regressions: 0,
@@ -112,13 +115,13 @@ pub async fn inserting_an_existing_key_fails_and_keeps_the_original<S: Store>(st
     assert!(matches!(error, StoreError::Conflict), "{error:?}");
 
     assert_eq!(stored_key(&store, 1).await, before);
-    assert_eq!(before.counter, 7, "the counter was not reset");
+    assert_eq!(before.counter, Some(7), "the counter was not reset");
 }
 
 pub async fn device_key_round_trips_every_field<S: Store>(store: S) {
     let mut key = device_key(2, APP, T0);
     key.environment = Environment::Development;
-    key.counter = u32::MAX;
+    key.counter = Some(u32::MAX);
     key.receipt_risk_metric = Some(3);
     key.last_seen_at = T0 + Duration::hours(1);
     key.attestation_count = 2;
@@ -130,11 +133,13 @@ pub async fn device_key_round_trips_every_field<S: Store>(store: S) {
     key.client_ip = Some("2001:db8::7".to_owned());
     key.counter_regressions = 2;
     key.replays = u64::try_from(i64::MAX).expect("fits");
-    key.metadata = json!({
-        "bundle_version": "2.3.1",
-        "validation_category": "apple_app_attest",
-        "leaf_not_after": 1_767_225_600,
-        "nested": { "list": [1, "two", null] }
+    key.evidence = Evidence::Apple(AppleEvidence {
+        leaf_not_after: Some(1_767_225_600),
+        bundle_version: Some("2.3.1".to_owned()),
+        validation_category: Some(vec![0, 1, 0xff]),
+        receipt_status: Some(ReceiptStatus::Invalid),
+        receipt_reason: Some("receipt_expired".to_owned()),
+        receipt_created_at: Some(1_767_000_000),
     });
     store.insert_device_key(&key).await.expect("insert");
     assert_eq!(stored_key(&store, 2).await, key);
@@ -145,6 +150,69 @@ pub async fn device_key_round_trips_every_field<S: Store>(store: S) {
         .await
         .expect("insert minimal");
     assert_eq!(stored_key(&store, 4).await, minimal);
+}
+
+/// An Android key: its own evidence, and no counter.
+pub(crate) fn android_key(seed: u8, created_at: OffsetDateTime) -> DeviceKey {
+    use attest_types::evidence::{Provisioning, SecurityLevel, TrustAnchor, VerifiedBootState};
+    let evidence = attest_store::AndroidEvidence {
+        attestation_version: 300,
+        attestation_security_level: SecurityLevel::StrongBox,
+        keymint_security_level: SecurityLevel::Unknown(7),
+        verified_boot_state: Some(VerifiedBootState::SelfSigned),
+        device_locked: Some(false),
+        verified_boot_key: Some(vec![seed; 32]),
+        os_version: Some(150000),
+        os_patch_level: Some(202511),
+        vendor_patch_level: None,
+        boot_patch_level: Some(20251101),
+        package_names: vec!["com.example.app".to_owned()],
+        signing_digests: vec![vec![1; 32], vec![2; 32]],
+        provisioning: Provisioning::Factory,
+        anchor: TrustAnchor::GoogleRsa,
+        attest_key_certificates: 1,
+    };
+    let mut key = DeviceKey::new(
+        key_id(seed),
+        format!("device-{seed}"),
+        "com.example.app",
+        Environment::Production,
+        vec![0x30, seed],
+        evidence,
+        created_at,
+    );
+    key.user_id = Some("user-7".to_owned());
+    key
+}
+
+pub async fn an_android_key_round_trips_without_a_counter<S: Store>(store: S) {
+    let key = android_key(5, T0);
+    assert_eq!(key.counter, None);
+    assert_eq!(key.platform(), attest_store::Platform::Android);
+    store.insert_device_key(&key).await.expect("insert");
+    assert_eq!(stored_key(&store, 5).await, key);
+
+    // A counter is never advanced on it, and trying changes nothing.
+    let error = store
+        .advance_counter(key_id(5), 1, T0 + Duration::seconds(1))
+        .await
+        .expect_err("no counter to advance");
+    assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+    assert_eq!(stored_key(&store, 5).await, key);
+
+    // A key whose counter does not fit its platform is refused, and not stored.
+    let mut apple_without = device_key(6, APP, T0);
+    apple_without.counter = None;
+    let mut android_with = android_key(7, T0);
+    android_with.counter = Some(0);
+    for wrong in [apple_without, android_with] {
+        let error = store
+            .insert_device_key(&wrong)
+            .await
+            .expect_err("a counter that does not fit the platform");
+        assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+        assert_eq!(store.device_key(wrong.key_id).await.expect("read"), None);
+    }
 }
 
 pub async fn unknown_key_is_absent<S: Store>(store: S) {
@@ -303,7 +371,7 @@ pub async fn an_assertion_commits_challenge_counter_and_decision_together<S: Sto
         "{accepted:?}"
     );
     let key = stored_key(&store, 1).await;
-    assert_eq!((key.counter, key.assertion_count), (3, 1));
+    assert_eq!((key.counter, key.assertion_count), (Some(3), 1));
     assert_eq!(key.last_seen_at, T0 + Duration::seconds(30));
     let decisions = store
         .list_decisions(&DecisionFilter::default(), 10)
@@ -317,7 +385,7 @@ pub async fn an_assertion_commits_challenge_counter_and_decision_together<S: Sto
         .await
         .expect("commit");
     assert_eq!(again, AssertionCommitted::ChallengeSpent);
-    assert_eq!(stored_key(&store, 1).await.counter, 3);
+    assert_eq!(stored_key(&store, 1).await.counter, Some(3));
 
     // A replayed counter with a fresh challenge: the challenge is spent, nothing else.
     let replay = store
@@ -335,7 +403,7 @@ pub async fn an_assertion_commits_challenge_counter_and_decision_together<S: Sto
             .expect("spend")
     );
     let key = stored_key(&store, 1).await;
-    assert_eq!((key.counter, key.assertion_count), (3, 1));
+    assert_eq!((key.counter, key.assertion_count), (Some(3), 1));
     let decisions = store
         .list_decisions(&DecisionFilter::default(), 10)
         .await
@@ -427,7 +495,7 @@ pub async fn a_failed_assertion_commit_leaves_nothing_behind<S: Store>(store: S)
         .await
         .expect_err("a score of 101");
     assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
-    assert_eq!(stored_key(&store, 1).await.counter, 0);
+    assert_eq!(stored_key(&store, 1).await.counter, Some(0));
     let logged = decision(T0, APP, Some(1), Outcome::Allow);
     // The challenge was not spent either.
     let accepted = store
@@ -446,7 +514,7 @@ pub async fn a_failed_assertion_commit_leaves_nothing_behind<S: Store>(store: S)
             .expect("commit");
         assert_eq!(again, AssertionCommitted::ChallengeSpent);
     }
-    assert_eq!(stored_key(&store, 1).await.counter, 5);
+    assert_eq!(stored_key(&store, 1).await.counter, Some(5));
     assert_eq!(
         store
             .list_decisions(&DecisionFilter::default(), 10)
@@ -498,13 +566,13 @@ where
                 matches!(outcome, Err(StoreError::Invalid(_))),
                 "{outcome:?}"
             );
-            assert_eq!(counter, 0);
+            assert_eq!(counter, Some(0));
         } else {
             assert!(
                 matches!(outcome, Ok(AssertionCommitted::Accepted { .. })),
                 "{seed}: {outcome:?}"
             );
-            assert_eq!(counter, 1);
+            assert_eq!(counter, Some(1));
         }
     }
     let logged = store
@@ -606,7 +674,7 @@ pub async fn counter_only_moves_forward<S: Store>(store: S) {
     let key = stored_key(&store, 1).await;
     assert_eq!(
         (key.counter, key.assertion_count, key.last_seen_at),
-        (5, 1, t1)
+        (Some(5), 1, t1)
     );
 
     assert_eq!(
@@ -619,7 +687,7 @@ pub async fn counter_only_moves_forward<S: Store>(store: S) {
     let key = stored_key(&store, 1).await;
     assert_eq!(
         (key.counter, key.assertion_count, key.last_seen_at),
-        (u32::MAX, 2, t3)
+        (Some(u32::MAX), 2, t3)
     );
     assert_eq!(
         store
@@ -664,7 +732,7 @@ where
     }
     assert_eq!(advanced, 1);
     let key = stored_key(&store, 1).await;
-    assert_eq!((key.counter, key.assertion_count), (1, 1));
+    assert_eq!((key.counter, key.assertion_count), (Some(1), 1));
 }
 
 pub async fn concurrent_advances_with_different_counters_end_at_the_highest<S>(store: S)
@@ -698,7 +766,7 @@ where
         }
     }
     let key = stored_key(&store, 1).await;
-    assert_eq!(key.counter, u32::try_from(RACERS).expect("small"));
+    assert_eq!(key.counter, Some(u32::try_from(RACERS).expect("small")));
     assert_eq!(key.assertion_count, advanced);
     assert!(advanced >= 1);
 }
@@ -721,7 +789,7 @@ pub async fn revoked_key_cannot_advance<S: Store>(store: S) {
         CounterAdvance::Revoked
     );
     let key = stored_key(&store, 1).await;
-    assert_eq!((key.counter, key.assertion_count), (0, 0));
+    assert_eq!((key.counter, key.assertion_count), (Some(0), 0));
     assert_eq!(key.revoked_at, Some(revoked_at));
     assert_eq!(key.revocation_reason, Some(RevocationReason::Revoked));
 

@@ -230,7 +230,7 @@ where
     assert_eq!((key.counter_regressions, key.replays), (half, half));
     assert_eq!(
         (key.counter, key.assertion_count),
-        (9, 1),
+        (Some(9), 1),
         "counter untouched"
     );
 

@@ -298,6 +298,7 @@ async fn development_and_production_keys_of_one_device_are_tracked_separately(db
         OTHER_APP,
         attest_store::Environment::Production,
         production.public_key_spki(),
+        attest_store::AppleEvidence::default(),
         now,
     );
     store.insert_device_key(&stored).await.expect("store");

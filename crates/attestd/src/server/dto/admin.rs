@@ -455,6 +455,7 @@ mod tests {
                 "T.app",
                 Environment::Production,
                 vec![],
+                attest_store::AppleEvidence::default(),
                 at + time::Duration::seconds(offset),
             );
             key.superseded_by = successor.map(|s| attest_types::KeyId([s; 32]));

@@ -301,10 +301,13 @@ pub struct DeviceView {
     pub device_id: String,
     /// App ID.
     pub app_id: String,
+    /// `ios` or `android`: the platform whose attestation proved the key.
+    pub platform: String,
     /// `development` or `production`.
     pub environment: String,
-    /// Highest accepted counter.
-    pub counter: u32,
+    /// Highest accepted sign counter; `null` on platforms whose keys sign without one
+    /// (Android).
+    pub counter: Option<u32>,
     /// Accepted attestations.
     pub attestation_count: u64,
     /// Accepted assertions.
@@ -327,10 +330,12 @@ pub struct DeviceView {
     pub counter_regressions: u64,
     /// Assertions replayed with the stored counter.
     pub replays: u64,
-    /// Facts from the attestation: receipt status, iOS 27 bundle version and validation
-    /// category, leaf expiry.
+    /// What the platform's verifier proved at attestation. iOS: receipt status (and reason,
+    /// creation time), iOS 27 bundle version and validation category, leaf expiry. Android:
+    /// security levels, verified boot state and key, device locked, OS version and patch
+    /// levels, packages and signing digests, provisioning and trust anchor.
     #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
+    pub metadata: attest_store::Evidence,
 }
 
 impl From<&DeviceKey> for DeviceView {
@@ -339,6 +344,7 @@ impl From<&DeviceKey> for DeviceView {
             key_id: encode_key_id(&device.key_id),
             device_id: device.device_id.clone(),
             app_id: device.app_id.clone(),
+            platform: device.platform().as_str().to_owned(),
             environment: device.environment.as_str().to_owned(),
             counter: device.counter,
             attestation_count: device.attestation_count,
@@ -358,7 +364,7 @@ impl From<&DeviceKey> for DeviceView {
             user_id: device.user_id.clone(),
             counter_regressions: device.counter_regressions,
             replays: device.replays,
-            metadata: device.metadata.clone(),
+            metadata: device.evidence.clone(),
         }
     }
 }

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::rfc3339;
 use crate::server::apple::device_check::DeviceCheckSignal;
-use crate::server::risk::{Verdict, metadata};
+use crate::server::risk::Verdict;
 
 /// `riskScore`, `riskBand`, `riskFactors`, `decision`, `permissions`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -207,12 +207,7 @@ impl DeviceIntelligence {
         let mut user_ids: Vec<String> = keys.iter().filter_map(|k| k.user_id.clone()).collect();
         user_ids.sort_unstable();
         user_ids.dedup();
-        let text = |name: &str| {
-            key.metadata
-                .get(name)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
+        let apple = key.evidence.apple();
         Self {
             device_id: key.device_id.clone(),
             environment: key.environment.as_str().to_owned(),
@@ -233,9 +228,13 @@ impl DeviceIntelligence {
                     .unwrap_or(key.last_seen_at),
             ),
             receipt_risk_metric: key.receipt_risk_metric,
-            receipt_status: text(metadata::RECEIPT_STATUS),
-            validation_category: text(metadata::VALIDATION_CATEGORY),
-            bundle_version: text(metadata::BUNDLE_VERSION),
+            receipt_status: apple
+                .and_then(|apple| apple.receipt_status)
+                .map(|status| status.as_str().to_owned()),
+            validation_category: apple
+                .and_then(|apple| apple.validation_category.as_deref())
+                .map(hex::encode),
+            bundle_version: apple.and_then(|apple| apple.bundle_version.clone()),
             user_ids,
             counter_regressions: keys.iter().map(|k| k.counter_regressions).sum(),
             replays: keys.iter().map(|k| k.replays).sum(),

@@ -105,7 +105,7 @@ pub async fn assert(
     // Decide on the key as the commit leaves it (put back if the commit refuses).
     let seen = whole_seconds(started);
     let stored = (key.counter, key.assertion_count, key.last_seen_at);
-    key.counter = counter;
+    key.counter = Some(counter);
     key.assertion_count = key.assertion_count.saturating_add(1);
     key.last_seen_at = seen;
     let (verdict, decision) = {
@@ -132,7 +132,7 @@ pub async fn assert(
         let error = match refused {
             // Another request advanced the counter since the key was read.
             Refusal::Counter { stored } => {
-                key.counter = stored;
+                key.counter = Some(stored);
                 anomaly(state, &mut key, counter, stored).await
             }
             Refusal::Other(error) => error,
@@ -260,6 +260,8 @@ async fn check(
     at: OffsetDateTime,
 ) -> Result<(u32, OpenedChallenge), Refused> {
     let app = app.ok_or_else(|| ApiError::UnknownApp(key.app_id.clone()))?;
+    // A key without a sign counter is not an App Attest key: none has this id.
+    let stored = key.counter.ok_or(ApiError::KeyUnknown)?;
     check_live(state, key, at).await?;
     let public_key = state
         .keys
@@ -273,7 +275,7 @@ async fn check(
         public_key: &public_key,
         client_data_hash: &client_data_hash,
         app_ids: &app.ids,
-        previous_counter: key.counter,
+        previous_counter: stored,
     };
     let verified = verify_assertion(input.assertion, &request);
     // Step 6 — the client data carries a challenge this server issued for this key.
@@ -295,7 +297,6 @@ async fn check(
         }
         // The signature verified (it is checked first), the counter did not move forward.
         Err(AppleError::CounterInvalid { counter, .. }) => {
-            let stored = key.counter;
             if challenge(challenge_in_payload(input.payload)).is_err() {
                 return Err(Refused::Unproven(counter_error(counter, stored).1));
             }

@@ -30,8 +30,8 @@ use crate::server::dto::{DeviceCheckView, DeviceIntelligence};
 use crate::server::error::ApiError;
 use crate::server::extract::encode_key_id;
 use crate::server::link::{self, Link, LinkRequest};
+use crate::server::risk::Verdict;
 use crate::server::risk::gather::{Subject, history_of};
-use crate::server::risk::{Verdict, metadata};
 use crate::server::state::{App, AppState};
 use crate::server::telemetry::{Severity, server_failure};
 use crate::server::tokens::IssuedToken;
@@ -271,10 +271,10 @@ fn new_key(
         input.app.id(),
         verified.environment(),
         verified.public_key().to_vec(),
+        verified.evidence(),
         whole_seconds(now),
     );
     device.receipt = verified.receipt_bytes().to_vec();
-    device.metadata = key_metadata(verified);
     device.receipt_risk_metric = match verified.receipt() {
         ReceiptCheck::Verified(receipt) => receipt.receipt.risk_metric.map(i64::from),
         _ => None,
@@ -282,26 +282,6 @@ fn new_key(
     device.user_id.clone_from(&context.user_id);
     device.client_ip = context.ip_text();
     device
-}
-
-fn key_metadata(verified: &VerifiedAttestation) -> serde_json::Value {
-    let (status, reason, created_at) = match verified.receipt() {
-        ReceiptCheck::Verified(receipt) => (
-            "valid",
-            None,
-            Some(receipt.receipt.creation_time.unix_timestamp()),
-        ),
-        ReceiptCheck::Failed(error) => ("invalid", Some(error.reason()), None),
-        ReceiptCheck::Missing => ("missing", None, None),
-    };
-    json!({
-        "leafNotAfter": verified.leaf_not_after().unix_timestamp(),
-        (metadata::BUNDLE_VERSION): verified.bundle_version(),
-        (metadata::VALIDATION_CATEGORY): verified.validation_category().map(hex::encode),
-        (metadata::RECEIPT_STATUS): status,
-        (metadata::RECEIPT_REASON): reason,
-        (metadata::RECEIPT_CREATED_AT): created_at,
-    })
 }
 
 /// What [`link_key`] needs: the admin API's link of an attested key.

@@ -13,6 +13,7 @@ use attest_policy::{
     RiskWeights, Signals, Verification, assess, decide,
 };
 use attest_store::DeviceKey;
+use attest_types::evidence::ReceiptStatus as StoredReceipt;
 use serde_json::{Map, Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -109,39 +110,25 @@ pub struct KeyFacts {
     pub replays: u32,
 }
 
-/// Metadata keys written at attestation (camelCase JSON in `device_keys.metadata`).
-pub mod metadata {
-    /// `valid`, `invalid` or `missing`.
-    pub const RECEIPT_STATUS: &str = "receiptStatus";
-    /// The receipt's failure reason when invalid.
-    pub const RECEIPT_REASON: &str = "receiptReason";
-    /// The receipt's creation time, unix seconds.
-    pub const RECEIPT_CREATED_AT: &str = "receiptCreatedAt";
-    /// iOS 27 `apple_validation_category_01`, hex.
-    pub const VALIDATION_CATEGORY: &str = "validationCategory";
-    /// iOS 27 `apple_bundle_version_01`.
-    pub const BUNDLE_VERSION: &str = "bundleVersion";
-}
-
 impl KeyFacts {
     /// The facts of `key` at `now`. Keys stored before receipt statuses were recorded were
     /// accepted only with a verified receipt, so a stored receipt without a status is valid.
     pub fn of(key: &DeviceKey, now: OffsetDateTime) -> Self {
-        let meta = |name: &str| key.metadata.get(name);
-        let receipt = match meta(metadata::RECEIPT_STATUS).and_then(Value::as_str) {
-            Some("valid") => Some(ReceiptStatus::Valid),
-            Some("missing") => Some(ReceiptStatus::Missing),
-            Some(_) => Some(ReceiptStatus::Invalid(
-                meta(metadata::RECEIPT_REASON)
-                    .and_then(Value::as_str)
-                    .unwrap_or("receipt_invalid")
-                    .to_owned(),
-            )),
-            None if key.receipt.is_empty() => Some(ReceiptStatus::Missing),
-            None => Some(ReceiptStatus::Valid),
-        };
-        let receipt_age = meta(metadata::RECEIPT_CREATED_AT)
-            .and_then(Value::as_i64)
+        let apple = key.evidence.apple();
+        let receipt = apple.map(|apple| match apple.receipt_status {
+            Some(StoredReceipt::Valid) => ReceiptStatus::Valid,
+            Some(StoredReceipt::Missing) => ReceiptStatus::Missing,
+            Some(StoredReceipt::Invalid) => ReceiptStatus::Invalid(
+                apple
+                    .receipt_reason
+                    .clone()
+                    .unwrap_or_else(|| "receipt_invalid".to_owned()),
+            ),
+            None if key.receipt.is_empty() => ReceiptStatus::Missing,
+            None => ReceiptStatus::Valid,
+        });
+        let receipt_age = apple
+            .and_then(|apple| apple.receipt_created_at)
             .and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok())
             .map(|at| now - at);
         Self {
@@ -151,12 +138,8 @@ impl KeyFacts {
                 .map(|metric| u32::try_from(metric.max(0)).unwrap_or(u32::MAX)),
             receipt_age,
             environment: Some(key.environment),
-            validation_category: meta(metadata::VALIDATION_CATEGORY)
-                .and_then(Value::as_str)
-                .and_then(|text| hex::decode(text).ok()),
-            bundle_version: meta(metadata::BUNDLE_VERSION)
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            validation_category: apple.and_then(|apple| apple.validation_category.clone()),
+            bundle_version: apple.and_then(|apple| apple.bundle_version.clone()),
             counter_regressions: saturate(key.counter_regressions),
             replays: saturate(key.replays),
         }
@@ -207,6 +190,7 @@ pub fn client_time(payload: &str) -> Option<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use attest_policy::{FactorName, ReasonCode};
+    use attest_store::AppleEvidence;
     use time::macros::datetime;
 
     use super::*;
@@ -293,19 +277,20 @@ mod tests {
             "T.app",
             attest_store::Environment::Development,
             vec![1],
+            AppleEvidence {
+                receipt_status: Some(StoredReceipt::Invalid),
+                receipt_reason: Some("receipt_chain_invalid".into()),
+                receipt_created_at: Some((NOW - Duration::days(2)).unix_timestamp()),
+                validation_category: Some(vec![1, 0, 0, 0]),
+                bundle_version: Some("42".into()),
+                leaf_not_after: None,
+            },
             NOW,
         );
         key.receipt = vec![1, 2, 3];
         key.receipt_risk_metric = Some(7);
         key.counter_regressions = 2;
         key.replays = u64::MAX;
-        key.metadata = json!({
-            "receiptStatus": "invalid",
-            "receiptReason": "receipt_chain_invalid",
-            "receiptCreatedAt": (NOW - Duration::days(2)).unix_timestamp(),
-            "validationCategory": "01000000",
-            "bundleVersion": "42",
-        });
         let facts = KeyFacts::of(&key, NOW);
         assert_eq!(
             facts.receipt,
@@ -319,7 +304,7 @@ mod tests {
         assert_eq!((facts.counter_regressions, facts.replays), (2, u32::MAX));
 
         // Keys stored before statuses were recorded: a receipt means a verified one.
-        key.metadata = json!({});
+        key.evidence = AppleEvidence::default().into();
         assert_eq!(KeyFacts::of(&key, NOW).receipt, Some(ReceiptStatus::Valid));
         key.receipt.clear();
         assert_eq!(
