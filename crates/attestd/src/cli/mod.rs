@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod input;
 pub mod inspect;
+pub mod inspect_android;
 pub mod simulate;
 pub mod verify;
 pub mod verify_android;

@@ -219,22 +219,19 @@ pub fn read_chain(chain: &str) -> Result<Vec<Vec<u8>>, InputError> {
     })
 }
 
-/// The certificates of a chain file: `None` when it is neither JSON with `x5c` nor PEM,
-/// `Some(Err)` when it is one of them but unreadable (bad base64, a broken PEM block).
+/// The certificates of a chain file: `None` when it is neither a JSON object with an `x5c`
+/// member nor PEM, `Some(Err)` when it is one of them but unreadable (bad base64, a broken PEM
+/// block).
 pub fn parse_chain(bytes: &[u8]) -> Option<Result<Vec<Vec<u8>>, InputError>> {
     let text = std::str::from_utf8(bytes).ok()?;
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {
-        let Ok(document) = serde_json::from_str::<Value>(trimmed) else {
+        let document = serde_json::from_str::<Value>(trimmed).ok()?;
+        let x5c = document.get("x5c")?;
+        let Some(x5c) = x5c.as_array() else {
             return Some(Err(InputError::Argument {
                 what: "CHAIN",
-                reason: "not valid JSON".into(),
-            }));
-        };
-        let Some(x5c) = document.get("x5c").and_then(Value::as_array) else {
-            return Some(Err(InputError::Argument {
-                what: "CHAIN",
-                reason: "the JSON object has no \"x5c\" array".into(),
+                reason: "\"x5c\" is not an array".into(),
             }));
         };
         return Some(
