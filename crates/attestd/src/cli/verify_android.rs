@@ -333,8 +333,6 @@ pub fn purpose_name(value: u64) -> String {
 /// creationDateTime (ms since the epoch, by the device's clock) as RFC 3339, or the number
 /// when it is out of range.
 pub fn creation_time(ms: u64) -> Value {
-    i128::try_from(ms)
-        .ok()
-        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).ok())
-        .map_or_else(|| json!(ms), |at| json!(super::format_time(at)))
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_or_else(|_| json!(ms), |at| json!(super::format_time(at)))
 }
