@@ -336,3 +336,53 @@ pub fn creation_time(ms: u64) -> Value {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .map_or_else(|_| json!(ms), |at| json!(super::format_time(at)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_file_is_json_with_x5c_or_pem_decided_by_its_content() {
+        let json = parse_chain(br#" {"id": "x", "x5c": ["AAEC", "AwQ="]}"#);
+        assert_eq!(json.unwrap().unwrap(), vec![vec![0, 1, 2], vec![3, 4]]);
+        let pem = "junk before\n-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n\
+                   -----BEGIN CERTIFICATE-----\nAwQ=\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            parse_chain(pem.as_bytes()).unwrap().unwrap(),
+            vec![vec![0, 1, 2], vec![3, 4]]
+        );
+        for neither in [
+            &b"hello"[..],
+            b"{\"chain\": []}",
+            b"{not json",
+            &[0x30, 0x82],
+        ] {
+            assert!(parse_chain(neither).is_none(), "{neither:?}");
+        }
+    }
+
+    #[test]
+    fn a_chain_file_of_either_kind_with_bad_contents_is_an_input_error() {
+        for bad in [
+            &br#"{"x5c": "AAEC"}"#[..],
+            br#"{"x5c": ["AAEC", 7]}"#,
+            br#"{"x5c": ["not base64!"]}"#,
+            b"-----BEGIN CERTIFICATE-----\nAAEC\n",
+            b"-----BEGIN CERTIFICATE-----\n%%%%\n-----END CERTIFICATE-----\n",
+        ] {
+            assert!(
+                matches!(parse_chain(bad), Some(Err(InputError::Argument { .. }))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn purposes_and_creation_times_read_for_humans() {
+        assert_eq!(purpose_name(purpose::ATTEST_KEY), "attest_key");
+        assert_eq!(purpose_name(99), "99");
+        assert_eq!(creation_time(1_538_178_035_062), "2018-09-28T23:40:35.062Z");
+        assert_eq!(creation_time(u64::MAX), json!(u64::MAX));
+    }
+}
