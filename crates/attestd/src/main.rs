@@ -31,10 +31,10 @@ enum Command {
     Serve(Box<attestd::server::ServeArgs>),
     /// Play a simulated device against a running server, end to end.
     Simulate(cli::simulate::SimulateArgs),
-    /// Verify an attestation, assertion or receipt offline.
+    /// Verify an attestation, assertion, receipt or Android Key Attestation chain offline.
     #[command(subcommand)]
     Verify(cli::verify::VerifyCommand),
-    /// Decode and explain an attestation, assertion, receipt or authenticator data.
+    /// Decode and explain an attestation, assertion, receipt, authenticator data or Android chain.
     Inspect(cli::inspect::InspectArgs),
     /// Measure verification throughput on embedded real samples (one core).
     Bench(cli::bench::BenchArgs),

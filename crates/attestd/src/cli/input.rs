@@ -29,6 +29,18 @@ pub enum InputError {
 /// `tests/data/apple`) whose `attestation`, `assertion`, `receipt`, `authdata` or `token` field
 /// holds base64.
 pub fn read(input: &str) -> Result<Vec<u8>, InputError> {
+    match read_file_or_stdin(input)? {
+        Some(bytes) => Ok(unwrap_text(bytes)),
+        None => decode_base64(input.trim()).ok_or_else(|| {
+            let shown: String = input.chars().take(40).collect();
+            InputError::NotFileOrBase64(shown)
+        }),
+    }
+}
+
+/// The bytes of INPUT as they are when it is `-` or an existing file (at most 1 MiB); `None`
+/// when it names neither (inline base64 for [`read`]).
+pub fn read_file_or_stdin(input: &str) -> Result<Option<Vec<u8>>, InputError> {
     let bytes = if input == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -44,19 +56,16 @@ pub fn read(input: &str) -> Result<Vec<u8>, InputError> {
             .map_err(|e| InputError::Read(input.into(), e))?;
         buf
     } else {
-        return decode_base64(input.trim()).ok_or_else(|| {
-            let shown: String = input.chars().take(40).collect();
-            InputError::NotFileOrBase64(shown)
-        });
+        return Ok(None);
     };
     if bytes.len() as u64 > MAX_INPUT {
         return Err(InputError::TooLarge);
     }
-    Ok(unwrap_text(bytes))
+    Ok(Some(bytes))
 }
 
 /// Decodes text content (base64 or a JSON record) if the bytes are text; raw bytes otherwise.
-fn unwrap_text(bytes: Vec<u8>) -> Vec<u8> {
+pub fn unwrap_text(bytes: Vec<u8>) -> Vec<u8> {
     let Ok(text) = std::str::from_utf8(&bytes) else {
         return bytes;
     };

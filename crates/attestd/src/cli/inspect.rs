@@ -1,4 +1,8 @@
 //! `attestd inspect INPUT`: decode and explain an object for a human. Verifies nothing.
+//!
+//! A file or stdin holding an Android Key Attestation chain (`{"x5c": [...]}` with no Apple
+//! field, or PEM certificates) is explained by `inspect_android`; anything else is tried as
+//! each Apple object in turn.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -14,16 +18,30 @@ use clap::Args;
 use x509_parser::prelude::*;
 
 use super::input::{self, InputError};
-use super::{format_time, receipt_type_name};
+use super::{format_time, inspect_android, receipt_type_name, verify_android};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// An attestation, assertion, receipt or raw authenticator data: a file, `-`, or base64.
+    /// An attestation, assertion, receipt or raw authenticator data (a file, `-`, or base64),
+    /// or an Android Key Attestation chain (a file or `-`: `{"x5c": [...]}` or PEM).
     pub input: String,
 }
 
 pub fn run(args: &InspectArgs) -> Result<ExitCode, InputError> {
-    let bytes = input::read(&args.input)?;
+    let bytes = match input::read_file_or_stdin(&args.input)? {
+        Some(raw) => {
+            let unwrapped = input::unwrap_text(raw.clone());
+            // An Apple record (its `attestation`, `authdata`, ... field) wins over its `x5c`.
+            if unwrapped == raw
+                && let Some(chain) = verify_android::parse_chain(&raw)
+            {
+                print!("{}", inspect_android::explain(&chain?));
+                return Ok(ExitCode::SUCCESS);
+            }
+            unwrapped
+        }
+        None => input::read(&args.input)?,
+    };
     match explain(&bytes) {
         Ok(text) => {
             print!("{text}");
@@ -224,7 +242,7 @@ fn explain_extensions(out: &mut String, extensions: &Extensions, indent: usize, 
     }
 }
 
-fn explain_certificate(out: &mut String, der: &[u8], indent: usize) {
+pub(super) fn explain_certificate(out: &mut String, der: &[u8], indent: usize) {
     let Ok((_, cert)) = X509Certificate::from_der(der) else {
         line(
             out,
@@ -252,6 +270,8 @@ fn explain_certificate(out: &mut String, der: &[u8], indent: usize) {
             "1.2.840.113635.100.8.5" => "App Attest app/OS information".to_owned(),
             "1.2.840.113635.100.8.6" => "App Attest (iOS 27) key attributes".to_owned(),
             "1.2.840.113635.100.8.7" => "App Attest OS version".to_owned(),
+            "1.3.6.1.4.1.11129.2.1.17" => "Android KeyDescription".to_owned(),
+            "1.3.6.1.4.1.11129.2.1.30" => "Android RKP ProvisioningInfo".to_owned(),
             "2.5.29.37" => {
                 let ekus = match extension.parsed_extension() {
                     ParsedExtension::ExtendedKeyUsage(eku) => eku
@@ -313,6 +333,7 @@ fn key_description(cert: &X509Certificate<'_>) -> String {
             };
             format!("EC {curve}{key_id}")
         }
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => format!("RSA {} bits", rsa.key_size()),
         Ok(other) => format!("{other:?}").chars().take(40).collect(),
         Err(_) => "unparseable".into(),
     }

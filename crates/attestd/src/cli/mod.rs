@@ -5,8 +5,10 @@
 pub mod bench;
 pub mod input;
 pub mod inspect;
+pub mod inspect_android;
 pub mod simulate;
 pub mod verify;
+pub mod verify_android;
 
 use std::process::ExitCode;
 
@@ -85,7 +87,9 @@ fn render_details(report: &Value) -> String {
         return String::new();
     };
     map.iter()
-        .filter(|(k, v)| !matches!(k.as_str(), "valid" | "code" | "message") && !v.is_null())
+        .filter(|(k, v)| {
+            !matches!(k.as_str(), "valid" | "code" | "message" | "reason") && !v.is_null()
+        })
         .map(|(k, v)| match v {
             Value::String(s) => format!("  {k}: {s}"),
             other => format!("  {k}: {other}"),

@@ -1,4 +1,4 @@
-//! `attestd verify attestation|assertion|receipt`.
+//! `attestd verify attestation|assertion|receipt|android-key-attestation`.
 
 use std::path::PathBuf;
 
@@ -17,6 +17,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
 use super::input::{self, InputError};
+use super::verify_android::{self, AndroidKeyAttestationArgs};
 use super::{Outcome, rfc3339, unix_time};
 
 #[derive(Debug, Subcommand)]
@@ -27,6 +28,8 @@ pub enum VerifyCommand {
     Assertion(AssertionArgs),
     /// Verify a receipt's signature, chain and fields.
     Receipt(ReceiptArgs),
+    /// Verify an Android Key Attestation certificate chain against Google's pinned roots.
+    AndroidKeyAttestation(AndroidKeyAttestationArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -158,11 +161,13 @@ pub fn run(command: VerifyCommand) -> Result<std::process::ExitCode, InputError>
         VerifyCommand::Attestation(args) => args.json,
         VerifyCommand::Assertion(args) => args.json,
         VerifyCommand::Receipt(args) => args.json,
+        VerifyCommand::AndroidKeyAttestation(args) => args.json,
     };
     let result = match command {
         VerifyCommand::Attestation(args) => attestation(args),
         VerifyCommand::Assertion(args) => assertion(args),
         VerifyCommand::Receipt(args) => receipt(args),
+        VerifyCommand::AndroidKeyAttestation(args) => verify_android::run(&args),
     };
     match result {
         Ok(outcome) => Ok(outcome.print()),

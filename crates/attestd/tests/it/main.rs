@@ -12,6 +12,7 @@ mod common;
 mod admin_filters;
 mod api_flow;
 mod api_rejections;
+mod cli_android;
 mod cli_vectors;
 mod concurrency;
 mod danger_roots;
