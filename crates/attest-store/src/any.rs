@@ -160,12 +160,16 @@ impl Store for AnyStore {
         dispatch!(self.commit_assertion(commit))
     }
 
-    async fn insert_device_key(&self, key: &DeviceKey) -> Result<(), StoreError> {
-        dispatch!(self.insert_device_key(key))
+    async fn insert_device_key(&self, key: &DeviceKey, receipt: &[u8]) -> Result<(), StoreError> {
+        dispatch!(self.insert_device_key(key, receipt))
     }
 
     async fn device_key(&self, key_id: KeyId) -> Result<Option<DeviceKey>, StoreError> {
         dispatch!(self.device_key(key_id))
+    }
+
+    async fn device_key_receipt(&self, key_id: KeyId) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self.device_key_receipt(key_id))
     }
 
     async fn key_context(

@@ -82,9 +82,19 @@ macro_rules! impl_store_for {
             async fn insert_device_key(
                 &self,
                 key: &$crate::DeviceKey,
+                receipt: &[u8],
             ) -> Result<(), $crate::StoreError> {
                 $crate::text::BoundText::check_text(key)?;
                 let evidence = $crate::rows::evidence_to_db(key)?;
+                // App Attest keys have a receipt row (empty without a receipt); keys of other
+                // platforms none.
+                let has_receipts = key.platform() == $crate::Platform::Ios;
+                if !has_receipts && !receipt.is_empty() {
+                    return Err($crate::StoreError::Invalid(format!(
+                        "a receipt for a {} key",
+                        key.platform()
+                    )));
+                }
                 // The key and its receipt row, together or not at all.
                 let mut transaction = self
                     .writer
@@ -115,12 +125,14 @@ macro_rules! impl_store_for {
                     .execute(&mut *transaction)
                     .await
                     .map_err($crate::StoreError::from_sqlx)?;
-                sqlx::query($crate::sql::INSERT_DEVICE_KEY_RECEIPT)
-                    .bind(key.key_id.as_slice())
-                    .bind(key.receipt.as_slice())
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err($crate::StoreError::from_sqlx)?;
+                if has_receipts {
+                    sqlx::query($crate::sql::INSERT_DEVICE_KEY_RECEIPT)
+                        .bind(key.key_id.as_slice())
+                        .bind(receipt)
+                        .execute(&mut *transaction)
+                        .await
+                        .map_err($crate::StoreError::from_sqlx)?;
+                }
                 transaction
                     .commit()
                     .await
@@ -139,6 +151,17 @@ macro_rules! impl_store_for {
                     .map_err($crate::StoreError::from_sqlx)?
                     .map($crate::DeviceKey::try_from)
                     .transpose()
+            }
+
+            async fn device_key_receipt(
+                &self,
+                key_id: $crate::KeyId,
+            ) -> Result<Option<Vec<u8>>, $crate::StoreError> {
+                sqlx::query_scalar::<_, Vec<u8>>($crate::sql::DEVICE_KEY_RECEIPT)
+                    .bind(key_id.as_slice())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::StoreError::from_sqlx)
             }
 
             async fn key_context(

@@ -49,7 +49,7 @@ pub(crate) struct OwnedCommit {
     pub(crate) nonce: Vec<u8>,
     pub(crate) expires_at: i64,
     pub(crate) key_id: crate::KeyId,
-    pub(crate) counter: i64,
+    pub(crate) counter: Option<i64>,
     pub(crate) seen_at: i64,
     pub(crate) decision: crate::Decision,
 }
@@ -62,7 +62,7 @@ impl OwnedCommit {
             nonce: commit.challenge.nonce.to_vec(),
             expires_at: crate::rows::unix(commit.challenge.expires_at),
             key_id: commit.key_id,
-            counter: i64::from(commit.counter),
+            counter: commit.counter.map(i64::from),
             seen_at: crate::rows::unix(commit.seen_at),
             decision: commit.decision.clone(),
         })

@@ -34,8 +34,10 @@ pub struct AssertionCommit<'a> {
     pub challenge: SpentChallenge<'a>,
     /// The key that signed.
     pub key_id: KeyId,
-    /// The assertion's counter, which must be greater than the stored one.
-    pub counter: u32,
+    /// The assertion's counter, which must be greater than the stored one; `None` for a key
+    /// whose platform signs without a counter (the spent challenge is then the only replay
+    /// defence).
+    pub counter: Option<u32>,
     /// The request's time (the key's new `last_seen_at`).
     pub seen_at: OffsetDateTime,
     /// The decision to log if the assertion is accepted.
@@ -83,9 +85,6 @@ pub struct DeviceKey {
     /// The highest sign counter accepted so far (0 right after attestation); `None` exactly
     /// when the key's platform signs without a counter ([`Platform::has_counter`]).
     pub counter: Option<u32>,
-    /// The latest App Attest receipt (PKCS#7 DER), for Apple's risk-metric endpoint; empty on
-    /// other platforms.
-    pub receipt: Vec<u8>,
     /// The risk metric from the latest receipt, when one has been fetched.
     pub receipt_risk_metric: Option<i64>,
     /// When the key was attested.
@@ -137,7 +136,6 @@ impl DeviceKey {
             app_id: app_id.into(),
             environment,
             public_key_spki,
-            receipt: Vec::new(),
             receipt_risk_metric: None,
             created_at: at,
             last_seen_at: at,

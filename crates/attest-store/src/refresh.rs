@@ -239,7 +239,7 @@ pub(crate) mod sql {
     pub(crate) const UNENROLLED: &str = "SELECT d.key_id, d.created_at, \
          (SELECT r.receipt FROM device_key_receipts r WHERE r.key_id = d.key_id) AS receipt \
          FROM device_keys d \
-         WHERE d.created_at >= $1 AND d.revoked_at IS NULL \
+         WHERE d.created_at >= $1 AND d.revoked_at IS NULL AND d.platform = 'ios' \
          AND NOT EXISTS (SELECT 1 FROM receipt_refresh r WHERE r.key_id = d.key_id) \
          ORDER BY d.created_at, d.key_id LIMIT $2";
 

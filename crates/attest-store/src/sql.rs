@@ -6,12 +6,12 @@
 //! point of the security contract say so.
 
 /// The columns of a device key as selected from `device_keys k`, in [`crate::rows::DeviceKeyRow`]
-/// order. The receipt lives apart in `device_key_receipts` (migration 0106: the hot row stays
-/// small), one row per key.
+/// order. The receipt is not among them: it lives apart in `device_key_receipts` (migration
+/// 0106: the hot row stays small), one row per App Attest key, read only by
+/// [`DEVICE_KEY_RECEIPT`] (receipt refresh), never on the assertion path.
 macro_rules! device_key_columns {
     () => {
         "k.key_id, k.device_id, k.app_id, k.environment, k.public_key_spki, k.counter, \
-         (SELECT r.receipt FROM device_key_receipts r WHERE r.key_id = k.key_id) AS receipt, \
          k.receipt_risk_metric, k.created_at, k.last_seen_at, k.attestation_count, \
          k.assertion_count, k.revoked_at, k.superseded_by, k.metadata, k.user_id, k.client_ip, \
          k.counter_regressions, k.replays, k.revocation_reason, k.platform"
@@ -44,6 +44,9 @@ pub(crate) const INSERT_DEVICE_KEY: &str = "INSERT INTO device_keys (key_id, dev
 
 pub(crate) const INSERT_DEVICE_KEY_RECEIPT: &str =
     "INSERT INTO device_key_receipts (key_id, receipt) VALUES ($1, $2)";
+
+pub(crate) const DEVICE_KEY_RECEIPT: &str =
+    "SELECT receipt FROM device_key_receipts WHERE key_id = $1";
 
 pub(crate) const DEVICE_KEY: &str = concat!(
     "SELECT ",
@@ -187,13 +190,15 @@ pub(crate) const INSERT_DECISION: &str = "INSERT INTO decisions \
 /// transaction; SQLite's is in `sqlite_commit`): data-modifying CTEs, each
 /// conditioned on the one before. All of them see the snapshot taken before the statement, so
 /// the key's state for the error detail is read afterwards when the counter did not advance.
-/// `$22` is the array of reason codes.
+/// `$22` is the array of reason codes. A key without a counter (its platform has none) is
+/// committed with `$4` NULL: the spent challenge alone is its replay defence.
 pub(crate) const POSTGRES_COMMIT_ASSERTION: &str = "WITH spent AS (
     INSERT INTO spent_challenges (nonce, expires_at) VALUES ($1, $2)
     ON CONFLICT (nonce) DO NOTHING RETURNING 1
 ), advanced AS (
     UPDATE device_keys SET counter = $4, last_seen_at = $5, assertion_count = assertion_count + 1
-    WHERE key_id = $3 AND counter < $4 AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM spent)
+    WHERE key_id = $3 AND (counter < $4 OR (counter IS NULL AND $4 IS NULL))
+        AND revoked_at IS NULL AND EXISTS (SELECT 1 FROM spent)
     RETURNING 1
 ), logged AS (
     INSERT INTO decisions (at, app_id, key_id, route, outcome, code, risk_score, kind, device_id,

@@ -225,7 +225,8 @@ fn item_sql(item: usize) -> String {
         "INSERT INTO spent_challenges (nonce, expires_at) VALUES ({nonce}, {expires}) \
          ON CONFLICT (nonce) DO NOTHING RETURNING {item}, 1, NULL, NULL;\n\
          UPDATE device_keys SET counter = {counter}, last_seen_at = {seen}, \
-         assertion_count = assertion_count + 1 WHERE key_id = {key} AND counter < {counter} \
+         assertion_count = assertion_count + 1 WHERE key_id = {key} \
+         AND (counter < {counter} OR (counter IS NULL AND {counter} IS NULL)) \
          AND revoked_at IS NULL AND changes() = 1 RETURNING {item}, 2, NULL, NULL;\n\
          INSERT INTO decisions (at, app_id, key_id, route, outcome, code, risk_score, kind, \
          device_id, user_id, client_ip, environment, mode, would_deny, reasons, factors) \

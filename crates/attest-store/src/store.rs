@@ -121,18 +121,30 @@ pub trait Store: Send + Sync {
         commit: AssertionCommit<'_>,
     ) -> impl Future<Output = Result<AssertionCommitted, StoreError>> + Send;
 
-    /// Stores a newly attested key. Fails with [`StoreError::Conflict`] if the key id exists,
+    /// Stores a newly attested key with the receipt its attestation carried (App Attest; empty
+    /// when it carried none, and always empty on platforms without receipts, else
+    /// [`StoreError::Invalid`]). Fails with [`StoreError::Conflict`] if the key id exists,
     /// leaving the stored key untouched. See the contract, point 1.
     fn insert_device_key(
         &self,
         key: &DeviceKey,
+        receipt: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The key with this id, if any.
+    /// The key with this id, if any. The receipt is not read: see
+    /// [`device_key_receipt`](Store::device_key_receipt).
     fn device_key(
         &self,
         key_id: KeyId,
     ) -> impl Future<Output = Result<Option<DeviceKey>, StoreError>> + Send;
+
+    /// The latest App Attest receipt of the key (PKCS#7 DER; empty if its attestation carried
+    /// none), for Apple's risk-metric endpoint. `None` if no key has this id or its platform has
+    /// no receipts. Apart from the key because it is ~5 KB that only receipt refresh sends.
+    fn device_key_receipt(
+        &self,
+        key_id: KeyId,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
     /// The key with this id and what the risk signals of a request about it need (device
     /// history, recent failures, key counts), in one query.

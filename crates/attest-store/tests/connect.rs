@@ -118,11 +118,13 @@ async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
          x'30820102', 3, 100, 200, 1, 6, '{}'), \
          (x'ff00000000000000000000000000000000000000000000000000000000000000', \
          'd1', 'T.app', 'production', x'04', 2, x'30', NULL, 50, 50, 1, \
-         0, '{\"bundleVersion\":\"9\",\"receiptStatus\":\"valid\"}')",
+         0, '{\"bundleVersion\":\"9\",\"receiptStatus\":\"valid\"}'), \
+         (x'ee00000000000000000000000000000000000000000000000000000000000000', \
+         'd3', 'T.app', 'production', x'04', 0, x'', NULL, 60, 60, 1, 0, '{}')",
     )
     .execute(&mut connection)
     .await
-    .expect("two keys with their receipts");
+    .expect("three keys with their receipts");
     sqlx::query(
         "INSERT INTO receipt_refresh (key_id, next_refresh_at, enrolled_at) \
          VALUES (zeroblob(32), 500, 100)",
@@ -167,7 +169,10 @@ async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
         .await
         .expect("read")
         .expect("the key survived");
-    assert_eq!(key.receipt, [0x30, 0x82, 0x01, 0x02]);
+    assert_eq!(
+        store.device_key_receipt(key.key_id).await.expect("receipt"),
+        Some(vec![0x30, 0x82, 0x01, 0x02])
+    );
     assert_eq!(
         (key.counter, key.assertion_count, key.receipt_risk_metric),
         (Some(7), 6, Some(3))
@@ -183,6 +188,27 @@ async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
         .expect("the second key survived");
     let apple = second.evidence.apple().expect("Apple evidence");
     assert_eq!(apple.bundle_version.as_deref(), Some("9"));
+    // 0111: keys stored before receipt statuses now name theirs, read from their receipt.
+    use attest_types::evidence::ReceiptStatus;
+    let status =
+        |key: &attest_store::DeviceKey| key.evidence.apple().and_then(|a| a.receipt_status);
+    assert_eq!(status(&key), Some(ReceiptStatus::Valid));
+    assert_eq!(status(&second), Some(ReceiptStatus::Valid));
+    let mut third = [0u8; 32];
+    third[0] = 0xee;
+    let third = store
+        .device_key(attest_store::KeyId::from(third))
+        .await
+        .expect("read")
+        .expect("the third key survived");
+    assert_eq!(status(&third), Some(ReceiptStatus::Missing));
+    assert_eq!(
+        store
+            .device_key_receipt(third.key_id)
+            .await
+            .expect("read receipt"),
+        Some(Vec::new())
+    );
     let denied = &logged[1].decision;
     assert_eq!(denied.device_id.as_deref(), Some("d1"));
     assert_eq!(denied.reasons.len(), 1);
@@ -238,7 +264,10 @@ async fn rebuilding_the_sqlite_decision_log_keeps_every_decision_and_reason() {
         .fetch_all(&mut connection)
         .await
         .expect("keys by rowid");
-    assert_eq!(order.iter().map(|id| id[0]).collect::<Vec<_>>(), [0, 0xff]);
+    assert_eq!(
+        order.iter().map(|id| id[0]).collect::<Vec<_>>(),
+        [0, 0xff, 0xee]
+    );
     assert!(
         sqlx::query("INSERT INTO device_key_receipts (key_id, receipt) VALUES (x'01', x'00')")
             .execute(&mut connection)
@@ -288,4 +317,134 @@ fn file_url(directory: &tempfile::TempDir) -> String {
         "sqlite://{}/attestd.db?mode=rwc",
         directory.path().display()
     )
+}
+
+/// Migrations 0110 (platforms, optional counters) and 0111 (receipt statuses) on PostgreSQL: a
+/// database migrated up to 0109 keeps its keys, which become App Attest keys naming their
+/// receipt status; the counter is required exactly on iOS keys.
+#[tokio::test]
+#[cfg_attr(
+    no_database_url,
+    ignore = "PostgreSQL: set DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run"
+)]
+async fn postgres_keys_stored_before_platforms_become_app_attest_keys() {
+    use attest_types::evidence::ReceiptStatus;
+    use sqlx::migrate::Migrator;
+
+    let base_url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let schema = format!("upgrade_{}_{nanos}", std::process::id());
+    let admin = sqlx::PgPool::connect(&base_url).await.expect("connect");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .expect("schema");
+    let separator = if base_url.contains('?') { '&' } else { '?' };
+    let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
+
+    let outcome = async move {
+        let mut before = Migrator::new(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/migrations/postgres"
+        )))
+        .await
+        .expect("migrations");
+        before.migrations = before
+            .migrations
+            .iter()
+            .filter(|migration| migration.version < 110)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        let old = sqlx::PgPool::connect(&url).await.expect("connect");
+        before.run(&old).await.expect("migrate to 0109");
+        for (seed, metadata, receipt) in [
+            (1u8, "{}", &b"\x30\x82"[..]),
+            (2, r#"{"bundleVersion":"1"}"#, b""),
+            (
+                3,
+                r#"{"receiptStatus":"invalid","receiptReason":"receipt_expired"}"#,
+                b"\x30",
+            ),
+        ] {
+            sqlx::query(
+                "INSERT INTO device_keys (key_id, device_id, app_id, environment, \
+                 public_key_spki, counter, created_at, last_seen_at, attestation_count, \
+                 assertion_count, metadata) VALUES ($1, 'd', 'T.app', 'production', '\\x04', 3, \
+                 1, 1, 1, 0, $2)",
+            )
+            .bind(vec![seed; 32])
+            .bind(metadata)
+            .execute(&old)
+            .await
+            .expect("an old key");
+            sqlx::query("INSERT INTO device_key_receipts (key_id, receipt) VALUES ($1, $2)")
+                .bind(vec![seed; 32])
+                .bind(receipt)
+                .execute(&old)
+                .await
+                .expect("its receipt");
+        }
+        old.close().await;
+
+        let store = AnyStore::connect(&url)
+            .await
+            .expect("migrate to the latest");
+        let mut statuses = Vec::new();
+        for seed in 1..=3u8 {
+            let key = store
+                .device_key(attest_store::KeyId::from([seed; 32]))
+                .await
+                .expect("read")
+                .expect("the key survived");
+            assert_eq!(key.platform(), attest_store::Platform::Ios);
+            assert_eq!(key.counter, Some(3));
+            statuses.push(key.evidence.apple().and_then(|apple| apple.receipt_status));
+        }
+        assert_eq!(
+            statuses,
+            [
+                Some(ReceiptStatus::Valid),
+                Some(ReceiptStatus::Missing),
+                Some(ReceiptStatus::Invalid)
+            ]
+        );
+        store.close().await;
+
+        let new = sqlx::PgPool::connect(&url).await.expect("connect");
+        for (platform, counter, accepted) in [
+            ("android", None, true),
+            ("android", Some(0), false),
+            ("ios", None, false),
+            ("watchos", Some(0), false),
+        ] {
+            let result = sqlx::query(
+                "INSERT INTO device_keys (key_id, device_id, app_id, environment, \
+                 public_key_spki, counter, created_at, last_seen_at, attestation_count, \
+                 assertion_count, metadata, platform) VALUES (decode(md5(random()::text) || md5(random()::text), 'hex'), \
+                 'd2', 'T.app', 'production', '\\x04', $1, 1, 1, 1, 0, '{}', $2)",
+            )
+            .bind(counter.map(i64::from))
+            .bind(platform)
+            .execute(&new)
+            .await;
+            assert_eq!(
+                result.is_ok(),
+                accepted,
+                "{platform} with counter {counter:?}"
+            );
+        }
+        new.close().await;
+    };
+    let outcome = tokio::spawn(outcome).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .expect("drop schema");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
 }

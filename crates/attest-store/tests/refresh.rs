@@ -66,7 +66,7 @@ fn key_id(seed: u8) -> KeyId {
 }
 
 async fn insert_key<S: Store>(store: &S, seed: u8, created_at: OffsetDateTime) {
-    let mut key = DeviceKey::new(
+    let key = DeviceKey::new(
         key_id(seed),
         format!("device-{seed}"),
         APP,
@@ -75,8 +75,18 @@ async fn insert_key<S: Store>(store: &S, seed: u8, created_at: OffsetDateTime) {
         attest_store::AppleEvidence::default(),
         created_at,
     );
-    key.receipt = vec![0xA0, seed];
-    store.insert_device_key(&key).await.expect("insert key");
+    store
+        .insert_device_key(&key, &[0xA0, seed])
+        .await
+        .expect("insert key");
+}
+
+async fn stored_receipt<S: Store>(store: &S, seed: u8) -> Vec<u8> {
+    store
+        .device_key_receipt(key_id(seed))
+        .await
+        .expect("read receipt")
+        .expect("an App Attest key has a receipt row")
 }
 
 fn enrollment(seed: u8, next: Option<OffsetDateTime>) -> RefreshEnrollment {
@@ -158,6 +168,36 @@ pub async fn new_keys_are_listed_until_enrolled_and_enrolment_never_overwrites<
         .revoke_device_key(key_id(3), T0 + Duration::seconds(30))
         .await
         .expect("revoke");
+    // An Android key has no receipt: it is never a candidate.
+    let android = DeviceKey::new(
+        key_id(4),
+        "device-4",
+        "com.example.app",
+        Environment::Production,
+        vec![0x30, 4],
+        attest_store::AndroidEvidence {
+            attestation_version: 300,
+            attestation_security_level: attest_types::evidence::SecurityLevel::TrustedEnvironment,
+            keymint_security_level: attest_types::evidence::SecurityLevel::TrustedEnvironment,
+            verified_boot_state: None,
+            device_locked: None,
+            verified_boot_key: None,
+            os_version: None,
+            os_patch_level: None,
+            vendor_patch_level: None,
+            boot_patch_level: None,
+            package_names: Vec::new(),
+            signing_digests: Vec::new(),
+            provisioning: attest_types::evidence::Provisioning::Remote,
+            anchor: attest_types::evidence::TrustAnchor::GoogleKeyAttestationCa1,
+            attest_key_certificates: 0,
+        },
+        T0 + Duration::seconds(1),
+    );
+    store
+        .insert_device_key(&android, &[])
+        .await
+        .expect("insert an Android key");
 
     let candidates = store
         .unenrolled_device_keys(T0, 10)
@@ -167,7 +207,7 @@ pub async fn new_keys_are_listed_until_enrolled_and_enrolment_never_overwrites<
     assert_eq!(
         ids,
         [key_id(1), key_id(2)],
-        "oldest first, revoked left out"
+        "oldest first, revoked and Android keys left out"
     );
     assert_eq!(candidates[0].receipt, [0xA0, 1]);
     assert_eq!(candidates[0].created_at, T0);
@@ -430,7 +470,7 @@ pub async fn a_receipt_is_only_replaced_by_a_newer_one<S: Store + RefreshStore>(
         ReceiptUpdate::Stored
     );
     let key = store.device_key(key_id(1)).await.unwrap().unwrap();
-    assert_eq!(key.receipt, b"receipt-2");
+    assert_eq!(stored_receipt(&store, 1).await, b"receipt-2");
     assert_eq!(
         key.receipt_risk_metric,
         Some(7),
@@ -459,8 +499,8 @@ pub async fn a_receipt_is_only_replaced_by_a_newer_one<S: Store + RefreshStore>(
     }
     let key = store.device_key(key_id(1)).await.unwrap().unwrap();
     assert_eq!(
-        (key.receipt.as_slice(), key.receipt_risk_metric),
-        (b"receipt-2".as_slice(), Some(7))
+        (stored_receipt(&store, 1).await, key.receipt_risk_metric),
+        (b"receipt-2".to_vec(), Some(7))
     );
     assert_eq!(
         store.refresh_state(key_id(1)).await.unwrap().unwrap(),
@@ -508,7 +548,11 @@ pub async fn a_receipt_is_only_replaced_by_a_newer_one<S: Store + RefreshStore>(
         .expect_err("no refresh state");
     assert!(matches!(unenrolled, StoreError::NotFound), "{unenrolled:?}");
     let key = store.device_key(key_id(8)).await.unwrap().unwrap();
-    assert_eq!(key.receipt, [0xA0, 8], "untouched");
+    assert_eq!(
+        (stored_receipt(&store, 8).await, key.receipt_risk_metric),
+        (vec![0xA0, 8], None),
+        "untouched"
+    );
 }
 
 pub async fn concurrent_receipts_end_with_the_newest<S: Store + RefreshStore + 'static>(store: S) {
@@ -537,7 +581,10 @@ pub async fn concurrent_receipts_end_with_the_newest<S: Store + RefreshStore + '
         task.await.expect("writer");
     }
     let key = store.device_key(key_id(1)).await.unwrap().unwrap();
-    assert_eq!(key.receipt, format!("receipt-{WRITERS}").as_bytes());
+    assert_eq!(
+        stored_receipt(&*store, 1).await,
+        format!("receipt-{WRITERS}").as_bytes()
+    );
     assert_eq!(key.receipt_risk_metric, Some(i64::from(WRITERS)));
     let state = store.refresh_state(key_id(1)).await.unwrap().unwrap();
     assert_eq!(

@@ -45,6 +45,7 @@ contract_tests!(
     inserting_an_existing_key_fails_and_keeps_the_original,
     device_key_round_trips_every_field,
     an_android_key_round_trips_without_a_counter,
+    a_key_without_a_counter_commits_on_its_challenge_alone,
     unknown_key_is_absent,
     challenge_is_spent_once,
     concurrent_spends_let_exactly_one_caller_through,

@@ -38,7 +38,6 @@ pub(crate) fn device_key(seed: u8, app_id: &str, created_at: OffsetDateTime) -> 
         environment: Environment::Production,
         public_key_spki: vec![0x30, seed, 0x01],
         counter: Some(0),
-        receipt: vec![0x30, 0x80, seed],
         receipt_risk_metric: None,
         created_at,
         last_seen_at: created_at,
@@ -91,7 +90,7 @@ pub async fn ping_answers<S: Store>(store: S) {
 pub async fn inserting_an_existing_key_fails_and_keeps_the_original<S: Store>(store: S) {
     let original = device_key(1, APP, T0);
     store
-        .insert_device_key(&original)
+        .insert_device_key(&original, &[0x30, 0x80, 1])
         .await
         .expect("first insert");
     assert_eq!(
@@ -106,16 +105,20 @@ pub async fn inserting_an_existing_key_fails_and_keeps_the_original<S: Store>(st
     // Same key id, everything else an attacker would like to change.
     let mut impostor = device_key(1, OTHER_APP, T0 + Duration::seconds(10));
     impostor.public_key_spki = vec![0xEE; 91];
-    impostor.receipt = vec![0xEE];
     impostor.device_id = "attacker".to_owned();
     let error = store
-        .insert_device_key(&impostor)
+        .insert_device_key(&impostor, &[0xEE])
         .await
         .expect_err("second insert must fail");
     assert!(matches!(error, StoreError::Conflict), "{error:?}");
 
     assert_eq!(stored_key(&store, 1).await, before);
     assert_eq!(before.counter, Some(7), "the counter was not reset");
+    assert_eq!(
+        store.device_key_receipt(key_id(1)).await.expect("receipt"),
+        Some(vec![0x30, 0x80, 1]),
+        "the receipt was not replaced"
+    );
 }
 
 pub async fn device_key_round_trips_every_field<S: Store>(store: S) {
@@ -141,15 +144,32 @@ pub async fn device_key_round_trips_every_field<S: Store>(store: S) {
         receipt_reason: Some("receipt_expired".to_owned()),
         receipt_created_at: Some(1_767_000_000),
     });
-    store.insert_device_key(&key).await.expect("insert");
+    let receipt = vec![0x30; 5000];
+    store
+        .insert_device_key(&key, &receipt)
+        .await
+        .expect("insert");
     assert_eq!(stored_key(&store, 2).await, key);
+    assert_eq!(
+        store.device_key_receipt(key_id(2)).await.expect("receipt"),
+        Some(receipt)
+    );
+    assert_eq!(
+        store.device_key_receipt(key_id(9)).await.expect("receipt"),
+        None
+    );
 
     let minimal = device_key(4, APP, T0);
     store
-        .insert_device_key(&minimal)
+        .insert_device_key(&minimal, &[])
         .await
         .expect("insert minimal");
     assert_eq!(stored_key(&store, 4).await, minimal);
+    assert_eq!(
+        store.device_key_receipt(key_id(4)).await.expect("receipt"),
+        Some(Vec::new()),
+        "an attestation without a receipt"
+    );
 }
 
 /// An Android key: its own evidence, and no counter.
@@ -189,8 +209,17 @@ pub async fn an_android_key_round_trips_without_a_counter<S: Store>(store: S) {
     let key = android_key(5, T0);
     assert_eq!(key.counter, None);
     assert_eq!(key.platform(), attest_store::Platform::Android);
-    store.insert_device_key(&key).await.expect("insert");
+    let error = store
+        .insert_device_key(&key, &[0x30])
+        .await
+        .expect_err("Android keys have no receipt");
+    assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+    store.insert_device_key(&key, &[]).await.expect("insert");
     assert_eq!(stored_key(&store, 5).await, key);
+    assert_eq!(
+        store.device_key_receipt(key_id(5)).await.expect("receipt"),
+        None
+    );
 
     // A counter is never advanced on it, and trying changes nothing.
     let error = store
@@ -207,12 +236,67 @@ pub async fn an_android_key_round_trips_without_a_counter<S: Store>(store: S) {
     android_with.counter = Some(0);
     for wrong in [apple_without, android_with] {
         let error = store
-            .insert_device_key(&wrong)
+            .insert_device_key(&wrong, &[])
             .await
             .expect_err("a counter that does not fit the platform");
         assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
         assert_eq!(store.device_key(wrong.key_id).await.expect("read"), None);
     }
+}
+
+/// A key without a counter commits with `counter: None`: the spent challenge is its replay
+/// defence, and nothing else changes the rules.
+pub async fn a_key_without_a_counter_commits_on_its_challenge_alone<S: Store>(store: S) {
+    let key = android_key(5, T0);
+    store.insert_device_key(&key, &[]).await.expect("insert");
+    let logged = decision(T0, "com.example.app", Some(5), Outcome::Allow);
+    let commit = |nonce: &'static [u8], counter| AssertionCommit {
+        challenge: spent(nonce, T0 + Duration::minutes(5)),
+        key_id: key_id(5),
+        counter,
+        seen_at: T0 + Duration::seconds(30),
+        decision: &logged,
+    };
+    let accepted = store
+        .commit_assertion(commit(&[5; 16], None))
+        .await
+        .expect("commit");
+    assert!(
+        matches!(accepted, AssertionCommitted::Accepted { .. }),
+        "{accepted:?}"
+    );
+    let stored = stored_key(&store, 5).await;
+    assert_eq!((stored.counter, stored.assertion_count), (None, 1));
+    assert_eq!(stored.last_seen_at, T0 + Duration::seconds(30));
+
+    // The same challenge again is refused, however the request differs.
+    assert_eq!(
+        store
+            .commit_assertion(commit(&[5; 16], None))
+            .await
+            .expect("commit"),
+        AssertionCommitted::ChallengeSpent
+    );
+    assert_eq!(stored_key(&store, 5).await.assertion_count, 1);
+
+    // A revoked key is refused on a fresh challenge.
+    store
+        .revoke_device_key(key_id(5), T0 + Duration::minutes(1))
+        .await
+        .expect("revoke");
+    assert_eq!(
+        store
+            .commit_assertion(commit(&[6; 16], None))
+            .await
+            .expect("commit"),
+        AssertionCommitted::NotAdvanced(CounterAdvance::Revoked)
+    );
+    assert_eq!(stored_key(&store, 5).await.assertion_count, 1);
+    let decisions = store
+        .list_decisions(&DecisionFilter::default(), 10)
+        .await
+        .expect("decisions");
+    assert_eq!(decisions.len(), 1, "only the accepted commit logged");
 }
 
 pub async fn unknown_key_is_absent<S: Store>(store: S) {
@@ -351,14 +435,14 @@ pub async fn the_first_server_secret_wins<S: Store>(store: S) {
 
 pub async fn an_assertion_commits_challenge_counter_and_decision_together<S: Store>(store: S) {
     store
-        .insert_device_key(&device_key(1, APP, T0))
+        .insert_device_key(&device_key(1, APP, T0), &[])
         .await
         .expect("insert");
     let logged = decision(T0, APP, Some(1), Outcome::Allow);
     let commit = |nonce: &'static [u8], counter| AssertionCommit {
         challenge: spent(nonce, T0 + Duration::minutes(5)),
         key_id: key_id(1),
-        counter,
+        counter: Some(counter),
         seen_at: T0 + Duration::seconds(30),
         decision: &logged,
     };
@@ -437,7 +521,7 @@ where
     S: Store + Clone + 'static,
 {
     store
-        .insert_device_key(&device_key(1, APP, T0))
+        .insert_device_key(&device_key(1, APP, T0), &[])
         .await
         .expect("insert");
     let start = Arc::new(Barrier::new(RACERS));
@@ -453,7 +537,7 @@ where
                 .commit_assertion(AssertionCommit {
                     challenge: spent(&nonce, T0 + Duration::minutes(5)),
                     key_id: key_id(1),
-                    counter: 1,
+                    counter: Some(1),
                     seen_at: T0,
                     decision: &logged,
                 })
@@ -476,7 +560,7 @@ where
 
 pub async fn a_failed_assertion_commit_leaves_nothing_behind<S: Store>(store: S) {
     store
-        .insert_device_key(&device_key(1, APP, T0))
+        .insert_device_key(&device_key(1, APP, T0), &[])
         .await
         .expect("insert");
     let mut refused = decision(T0, APP, Some(1), Outcome::Allow);
@@ -484,7 +568,7 @@ pub async fn a_failed_assertion_commit_leaves_nothing_behind<S: Store>(store: S)
     let commit = |nonce: &'static [u8], decision| AssertionCommit {
         challenge: spent(nonce, T0 + Duration::minutes(5)),
         key_id: key_id(1),
-        counter: 5,
+        counter: Some(5),
         seen_at: T0,
         decision,
     };
@@ -532,7 +616,7 @@ where
     const KEYS: u8 = 24;
     for seed in 1..=KEYS {
         store
-            .insert_device_key(&device_key(seed, APP, T0))
+            .insert_device_key(&device_key(seed, APP, T0), &[])
             .await
             .expect("insert");
     }
@@ -551,7 +635,7 @@ where
                 .commit_assertion(AssertionCommit {
                     challenge: spent(&nonce, T0 + Duration::minutes(5)),
                     key_id: key_id(seed),
-                    counter: 1,
+                    counter: Some(1),
                     seen_at: T0,
                     decision: &logged,
                 })
@@ -594,7 +678,7 @@ pub async fn a_key_comes_with_its_device_history<S: Store>(store: S) {
         if seed != 4 {
             key.device_id = "shared-device".to_owned();
         }
-        store.insert_device_key(&key).await.expect("insert");
+        store.insert_device_key(&key, &[]).await.expect("insert");
         keys.push(key);
     }
     store
@@ -633,7 +717,7 @@ pub async fn a_key_comes_with_its_device_history<S: Store>(store: S) {
 
 pub async fn counter_only_moves_forward<S: Store>(store: S) {
     store
-        .insert_device_key(&device_key(1, APP, T0))
+        .insert_device_key(&device_key(1, APP, T0), &[])
         .await
         .expect("insert");
     let t1 = T0 + Duration::seconds(1);
@@ -710,7 +794,7 @@ where
     S: Store + Clone + 'static,
 {
     store
-        .insert_device_key(&device_key(1, APP, T0))
+        .insert_device_key(&device_key(1, APP, T0), &[])
         .await
         .expect("insert");
     let start = Arc::new(Barrier::new(RACERS));
@@ -740,7 +824,7 @@ where
     S: Store + Clone + 'static,
 {
     store
-        .insert_device_key(&device_key(1, APP, T0))
+        .insert_device_key(&device_key(1, APP, T0), &[])
         .await
         .expect("insert");
     let start = Arc::new(Barrier::new(RACERS));
@@ -773,7 +857,7 @@ where
 
 pub async fn revoked_key_cannot_advance<S: Store>(store: S) {
     store
-        .insert_device_key(&device_key(1, APP, T0))
+        .insert_device_key(&device_key(1, APP, T0), &[])
         .await
         .expect("insert");
     let revoked_at = T0 + Duration::minutes(1);
@@ -812,11 +896,11 @@ pub async fn revoked_key_cannot_advance<S: Store>(store: S) {
 
 pub async fn superseded_key_is_revoked_and_names_its_successor<S: Store>(store: S) {
     store
-        .insert_device_key(&device_key(1, APP, T0))
+        .insert_device_key(&device_key(1, APP, T0), &[])
         .await
         .expect("insert old");
     store
-        .insert_device_key(&device_key(2, APP, T0))
+        .insert_device_key(&device_key(2, APP, T0), &[])
         .await
         .expect("insert new");
     let at = T0 + Duration::days(3);
@@ -864,7 +948,7 @@ pub async fn device_keys_list_in_stable_pages<S: Store>(store: S) {
         let created_at = T0 + Duration::seconds(i64::from(seed.min(6)));
         let app_id = if seed % 2 == 1 { APP } else { OTHER_APP };
         let key = device_key(seed, app_id, created_at);
-        store.insert_device_key(&key).await.expect("insert");
+        store.insert_device_key(&key, &[]).await.expect("insert");
         expected.push(key);
     }
 
@@ -1083,7 +1167,7 @@ pub async fn values_outside_their_domain_are_refused<S: Store>(store: S) {
     let mut key = device_key(1, APP, T0);
     key.assertion_count = u64::MAX;
     let error = store
-        .insert_device_key(&key)
+        .insert_device_key(&key, &[])
         .await
         .expect_err("count beyond i64");
     assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");

@@ -32,7 +32,7 @@ fn failure(at: OffsetDateTime, code: &str, kind: DecisionKind) -> Decision {
 pub async fn a_supersession_link_and_a_revocation_reason_are_never_rewritten<S: Store>(store: S) {
     for seed in 1..=4 {
         store
-            .insert_device_key(&device_key(seed, APP, T0))
+            .insert_device_key(&device_key(seed, APP, T0), &[])
             .await
             .expect("insert");
     }
@@ -106,7 +106,7 @@ pub async fn keys_are_found_and_counted_by_device_user_address_environment_and_a
         if seed == 3 {
             key.environment = Environment::Development;
         }
-        store.insert_device_key(&key).await.expect("insert");
+        store.insert_device_key(&key, &[]).await.expect("insert");
         keys.push(key);
     }
     store
@@ -198,7 +198,7 @@ where
     S: Store + Clone + 'static,
 {
     store
-        .insert_device_key(&device_key(1, APP, T0))
+        .insert_device_key(&device_key(1, APP, T0), &[])
         .await
         .expect("insert");
     assert_eq!(
@@ -244,7 +244,7 @@ pub async fn only_idle_active_keys_expire<S: Store>(store: S) {
     // Last seen: key 1 at T0, key 2 at T0 + 10 days (after an assertion), key 3 at T0 but revoked.
     for seed in 1..=3 {
         store
-            .insert_device_key(&device_key(seed, APP, T0))
+            .insert_device_key(&device_key(seed, APP, T0), &[])
             .await
             .expect("insert");
     }
@@ -637,12 +637,12 @@ pub async fn settling_a_lineage_leaves_the_key_stored_last<S: Store>(store: S) {
         (4, Environment::Development),
     ] {
         store
-            .insert_device_key(&lineage_key(seed, environment, T0))
+            .insert_device_key(&lineage_key(seed, environment, T0), &[])
             .await
             .expect("insert");
     }
     store
-        .insert_device_key(&device_key(5, APP, T0))
+        .insert_device_key(&device_key(5, APP, T0), &[])
         .await
         .expect("insert");
     let mut linked = store
@@ -674,7 +674,7 @@ pub async fn settling_a_lineage_leaves_the_key_stored_last<S: Store>(store: S) {
     );
     // Stored last, though its creation time is earlier: storage order decides.
     store
-        .insert_device_key(&lineage_key(6, production, T0 - Duration::days(1)))
+        .insert_device_key(&lineage_key(6, production, T0 - Duration::days(1)), &[])
         .await
         .expect("insert");
     let linked = store
@@ -696,7 +696,7 @@ where
         racers.push(tokio::spawn(async move {
             start.wait().await;
             store
-                .insert_device_key(&lineage_key(seed, Environment::Production, T0))
+                .insert_device_key(&lineage_key(seed, Environment::Production, T0), &[])
                 .await?;
             store
                 .settle_lineage(APP, "shared-device", Environment::Production, T0)
@@ -737,7 +737,7 @@ pub async fn a_key_context_counts_what_the_separate_queries_count<S: Store>(stor
     key.device_id = "d1".into();
     key.user_id = Some("u1".into());
     key.client_ip = Some("10.0.0.9".into());
-    store.insert_device_key(&key).await.expect("insert");
+    store.insert_device_key(&key, &[]).await.expect("insert");
     for (seed, app, user, ip, created) in [
         (2u8, APP, Some("u1"), Some("10.0.0.9"), at(5)),
         (3, APP, Some("u1"), None, at(-100)),
@@ -752,7 +752,7 @@ pub async fn a_key_context_counts_what_the_separate_queries_count<S: Store>(stor
         };
         other.user_id = user.map(str::to_owned);
         other.client_ip = ip.map(str::to_owned);
-        store.insert_device_key(&other).await.expect("insert");
+        store.insert_device_key(&other, &[]).await.expect("insert");
     }
     // Refusals that proved possession of a key of d1 count (the key's own and key 2's), in the
     // window; one naming key 1 that proved nothing, one before the window and one of another
@@ -882,7 +882,7 @@ pub async fn only_an_active_key_is_linked_to_another_device_and_user<S: Store>(s
     for seed in [1, 2] {
         let mut key = device_key(seed, APP, T0);
         key.user_id = Some("first-user".into());
-        store.insert_device_key(&key).await.expect("insert");
+        store.insert_device_key(&key, &[]).await.expect("insert");
     }
     let before = stored_key(&store, 1).await;
     store

@@ -113,7 +113,10 @@ pub async fn text_with_a_nul_is_refused_as_invalid<S: Store>(store: S) {
     ));
     let mut key = device_key(1, APP, T0);
     key.user_id = Some(NUL.into());
-    refusals.push(("insert_device_key", store.insert_device_key(&key).await));
+    refusals.push((
+        "insert_device_key",
+        store.insert_device_key(&key, &[]).await,
+    ));
     let mut logged = decision(T0, APP, None, Outcome::Deny);
     logged.device_id = Some(NUL.into());
     refusals.push((
@@ -129,7 +132,7 @@ pub async fn text_with_a_nul_is_refused_as_invalid<S: Store>(store: S) {
                     expires_at: T0,
                 },
                 key_id: key_id(1),
-                counter: 1,
+                counter: Some(1),
                 seen_at: T0,
                 decision: &logged,
             })

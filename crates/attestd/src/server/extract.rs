@@ -117,13 +117,11 @@ pub fn encode_key_id(key_id: &KeyId) -> String {
     base64::engine::general_purpose::STANDARD.encode(key_id.as_bytes())
 }
 
-/// `format` of App Attest requests (attestations, assertions, tokens).
-pub const APP_ATTEST_FORMAT: &str = "apple-app-attest";
 /// `format` of `POST /v1/device-checks`.
 pub const DEVICE_CHECK_FORMAT: &str = "apple-devicecheck";
 
-/// Checks `platform` (`ios`) and `format` (`expected_format`) of the client plugin's payload
-/// contract.
+/// Checks `platform` (`ios`) and `format` (`expected_format`) of a request that only one
+/// format serves (DeviceCheck); attestations and assertions use `platform::Format::parse`.
 pub fn check_platform(platform: &str, format: &str, expected_format: &str) -> Result<(), ApiError> {
     if platform != "ios" {
         return Err(ApiError::UnsupportedPlatform {

@@ -20,6 +20,7 @@ pub mod limits;
 mod link;
 pub mod listener;
 mod openapi;
+mod platform;
 pub mod quickstart;
 mod readiness;
 mod risk;

@@ -301,7 +301,7 @@ async fn development_and_production_keys_of_one_device_are_tracked_separately(db
         attest_store::AppleEvidence::default(),
         now,
     );
-    store.insert_device_key(&stored).await.expect("store");
+    store.insert_device_key(&stored, &[]).await.expect("store");
     store.close().await;
 
     // A new development key replaces only the development key.

@@ -111,7 +111,8 @@ async fn a_device_attested_over_http_gets_its_receipt_refreshed_on_schedule(db: 
     // The key now holds Apple's new receipt and its risk metric.
     let key = store.device_key(key_id).await.unwrap().unwrap();
     assert_eq!(key.receipt_risk_metric, Some(5));
-    let stored = parse_receipt(&key.receipt).expect("stored receipt parses");
+    let receipt = store.device_key_receipt(key_id).await.unwrap().unwrap();
+    let stored = parse_receipt(&receipt).expect("stored receipt parses");
     assert_eq!(stored.receipt().receipt_type, ReceiptType::Receipt);
     assert_eq!(stored.receipt().risk_metric, Some(5));
     // What the fake received was the attestation's ATTEST receipt, as base64 text.
@@ -377,7 +378,10 @@ async fn every_apple_answer_leads_to_the_documented_state(db: &Db) {
         if case.refreshes == 0 {
             assert_eq!(key.receipt_risk_metric, None, "{}", case.answer);
             assert_eq!(
-                parse_receipt(&key.receipt).unwrap().receipt().receipt_type,
+                parse_receipt(&store.device_key_receipt(key_id).await.unwrap().unwrap())
+                    .unwrap()
+                    .receipt()
+                    .receipt_type,
                 ReceiptType::Attest,
                 "{}: the ATTEST receipt is kept",
                 case.answer

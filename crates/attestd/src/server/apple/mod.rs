@@ -19,6 +19,7 @@ pub mod device_check;
 pub mod health;
 pub mod schedule;
 pub mod scheduler;
+pub mod verify;
 
 use std::fmt;
 use std::sync::Arc;

@@ -385,9 +385,18 @@ impl Worker {
         let Some(client) = self.state.apple.receipt_client(device.environment) else {
             return;
         };
+        let receipt = match self.store().device_key_receipt(key_id).await {
+            Ok(Some(receipt)) => receipt,
+            // Deleted meanwhile, or not an App Attest key (never enrolled: no receipt).
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "could not read a receipt to refresh; retried when its lease ends");
+                return;
+            }
+        };
         let health = self.state.apple.health();
         let exchange = self.policy.run(|| async {
-            let result = client.refresh(&device.receipt, UnixTime::now()).await;
+            let result = client.refresh(&receipt, UnixTime::now()).await;
             health.observe(&result);
             result
         });

@@ -25,6 +25,7 @@ use utoipa::ToSchema;
 use super::extract::encode_key_id;
 use super::flows::IssuedChallenge;
 use super::link::{Link, LinkStatus};
+use super::platform::ProofFields;
 
 /// RFC 3339 UTC text of a time.
 pub fn rfc3339(at: OffsetDateTime) -> String {
@@ -130,6 +131,15 @@ pub struct AttestationBody {
     pub device_check_token: Option<String>,
 }
 
+impl AttestationBody {
+    /// The fields the platform's proof is read from.
+    pub fn proof_fields(&self) -> ProofFields<'_> {
+        ProofFields {
+            token: Some(&self.token),
+        }
+    }
+}
+
 /// `201` answer of `POST /v1/attestations`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -208,6 +218,15 @@ pub struct AssertionBody {
     pub token: String,
 }
 
+impl AssertionBody {
+    /// The fields the platform's proof is read from.
+    pub fn proof_fields(&self) -> ProofFields<'_> {
+        ProofFields {
+            token: Some(&self.token),
+        }
+    }
+}
+
 /// `200` answer of `POST /v1/assertions`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -216,8 +235,8 @@ pub struct AssertionResponse {
     pub valid: bool,
     /// The server's id for the device.
     pub device_id: String,
-    /// The new, stored counter.
-    pub counter: u32,
+    /// The new, stored counter; `null` for keys whose platform signs without one (Android).
+    pub counter: Option<u32>,
     /// A one-time challenge for the next assertion, bound to this key.
     pub next_challenge: ChallengeResponse,
     /// Risk score, band, factors, decision and permissions.

@@ -124,7 +124,7 @@ wire_format!(
     AppAttestFormat,
     "AppAttestFormat",
     text("`apple-app-attest`: an App Attest attestation or assertion.")
-        .enum_values(Some([crate::server::extract::APP_ATTEST_FORMAT]))
+        .enum_values(Some([crate::server::platform::APP_ATTEST_FORMAT]))
 );
 
 wire_format!(

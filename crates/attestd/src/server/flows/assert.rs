@@ -13,12 +13,10 @@
 //! advance the counter (a concurrent request won), the request is refused and decided again
 //! as a failure.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use attest_core::apple::assertion::{AssertionRequest, hash_client_data, verify_assertion};
-use attest_core::apple::{AppleError, KeyId};
+use attest_core::apple::KeyId;
 use attest_store::{
     AssertionCommit, AssertionCommitted, CounterAdvance, CounterAnomaly, DecisionKind,
     DeviceHistory, DeviceKey, RevocationReason, SpentChallenge, Store, whole_seconds,
@@ -32,6 +30,7 @@ use super::{
 use crate::server::challenge::{ChallengePurpose, OpenedChallenge};
 use crate::server::context::RequestContext;
 use crate::server::error::ApiError;
+use crate::server::platform::{AssertionProof, Signed};
 use crate::server::risk::gather::{Prefetched, Subject, context_query, to_time};
 use crate::server::risk::record::{Entry, after_logging, log_entry};
 use crate::server::risk::{Verdict, client_time};
@@ -45,8 +44,8 @@ pub struct AssertInput<'a> {
     pub key_id: KeyId,
     /// The exact client data the app signed.
     pub payload: &'a str,
-    /// The assertion object (CBOR).
-    pub assertion: &'a [u8],
+    /// The platform's signature over the payload.
+    pub proof: AssertionProof,
     /// The requester.
     pub context: RequestContext,
 }
@@ -56,8 +55,8 @@ pub struct AssertInput<'a> {
 pub struct Asserted {
     /// The key as stored after this assertion.
     pub device: DeviceKey,
-    /// The new counter.
-    pub counter: u32,
+    /// The new counter, on platforms whose keys have one.
+    pub counter: Option<u32>,
     /// A one-time challenge for the next assertion.
     pub next_challenge: IssuedChallenge,
     /// The score and the decision.
@@ -105,7 +104,7 @@ pub async fn assert(
     // Decide on the key as the commit leaves it (put back if the commit refuses).
     let seen = whole_seconds(started);
     let stored = (key.counter, key.assertion_count, key.last_seen_at);
-    key.counter = Some(counter);
+    key.counter = counter;
     key.assertion_count = key.assertion_count.saturating_add(1);
     key.last_seen_at = seen;
     let (verdict, decision) = {
@@ -131,10 +130,14 @@ pub async fn assert(
         (key.counter, key.assertion_count, key.last_seen_at) = stored;
         let error = match refused {
             // Another request advanced the counter since the key was read.
-            Refusal::Counter { stored } => {
-                key.counter = Some(stored);
-                anomaly(state, &mut key, counter, stored).await
-            }
+            Refusal::Counter { stored } => match counter {
+                Some(counter) => {
+                    key.counter = Some(stored);
+                    anomaly(state, &mut key, counter, stored).await
+                }
+                // A key without a counter is never refused for one.
+                None => ApiError::Internal,
+            },
             Refusal::Other(error) => error,
         };
         // The signature verified over a live challenge of this key: possession proved.
@@ -258,29 +261,13 @@ async fn check(
     key: &mut DeviceKey,
     input: &AssertInput<'_>,
     at: OffsetDateTime,
-) -> Result<(u32, OpenedChallenge), Refused> {
+) -> Result<(Option<u32>, OpenedChallenge), Refused> {
     let app = app.ok_or_else(|| ApiError::UnknownApp(key.app_id.clone()))?;
-    // A key without a sign counter is not an App Attest key: none has this id.
-    let stored = key.counter.ok_or(ApiError::KeyUnknown)?;
     check_live(state, key, at).await?;
-    let public_key = state
-        .keys
-        .get_or_parse(input.key_id, &key.public_key_spki)
-        .map_err(|error| {
-            server_failure(Severity::Bug, "stored public key does not parse", &error);
-            ApiError::Internal
-        })?;
-    let client_data_hash = hash_client_data(input.payload.as_bytes());
-    let request = AssertionRequest {
-        public_key: &public_key,
-        client_data_hash: &client_data_hash,
-        app_ids: &app.ids,
-        previous_counter: stored,
-    };
-    let verified = verify_assertion(input.assertion, &request);
-    // Step 6 — the client data carries a challenge this server issued for this key.
-    let challenge = |value: Option<Cow<'_, str>>| {
-        let value = value.ok_or(ApiError::ChallengeInvalid)?;
+    let signed = input.proof.verify(state, app, key, input.payload)?;
+    // The client data carries a challenge this server issued for this key.
+    let challenge = || {
+        let value = challenge_in_payload(input.payload).ok_or(ApiError::ChallengeInvalid)?;
         open_challenge(
             state,
             &value,
@@ -290,19 +277,15 @@ async fn check(
             at,
         )
     };
-    match verified {
-        Ok(verified) => {
-            let challenge = challenge(challenge_in_payload(input.payload))?;
-            Ok((verified.counter(), challenge))
-        }
-        // The signature verified (it is checked first), the counter did not move forward.
-        Err(AppleError::CounterInvalid { counter, .. }) => {
-            if challenge(challenge_in_payload(input.payload)).is_err() {
+    match signed {
+        Signed::Verified { counter } => Ok((counter, challenge()?)),
+        // The signature verified, the counter did not move forward.
+        Signed::CounterNotAdvanced { counter, stored } => {
+            if challenge().is_err() {
                 return Err(Refused::Unproven(counter_error(counter, stored).1));
             }
             Err(Refused::Proven(anomaly(state, key, counter, stored).await))
         }
-        Err(error) => Err(error.into()),
     }
 }
 

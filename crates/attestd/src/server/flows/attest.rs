@@ -1,5 +1,6 @@
-//! Registering a key: spend the challenge, check the link token, verify the attestation, place
-//! the key in its device's lineage, score and decide, store it, supersede the keys it replaces.
+//! Registering a key, the same steps for every platform: spend the challenge, check the link
+//! token, verify the attestation (the platform's verifier, `server::platform`), place the key
+//! in its device's lineage, score and decide, store it, supersede the keys it replaces.
 //!
 //! Only ids a link token vouches for (`server::link`) place a key in an existing lineage or
 //! name its user; a refused request never carries any, so it cannot touch anyone's device.
@@ -7,9 +8,6 @@
 use std::sync::Arc;
 
 use attest_core::apple::KeyId;
-use attest_core::apple::attestation::{
-    AttestationRequest, ReceiptCheck, ReceiptPolicy, VerifiedAttestation, hash_challenge,
-};
 use attest_store::{
     DecisionKind, DeviceKey, KeyFilter, MAX_PAGE_SIZE, RevocationReason, SpentChallenge, Store,
     StoreError, whole_seconds,
@@ -19,8 +17,7 @@ use time::OffsetDateTime;
 
 use super::lineage::Lineage;
 use super::{
-    IssuedChallenge, Proof, conclude, decide_verified, issue_challenge, now, open_challenge,
-    refuse, unix_time,
+    IssuedChallenge, Proof, conclude, decide_verified, issue_challenge, now, open_challenge, refuse,
 };
 use crate::server::apple::device_check::DeviceCheckSignal;
 use crate::server::challenge::ChallengePurpose;
@@ -30,6 +27,7 @@ use crate::server::dto::{DeviceCheckView, DeviceIntelligence};
 use crate::server::error::ApiError;
 use crate::server::extract::encode_key_id;
 use crate::server::link::{self, Link, LinkRequest};
+use crate::server::platform::{AttestationProof, VerifiedKey};
 use crate::server::risk::Verdict;
 use crate::server::risk::gather::{Subject, history_of};
 use crate::server::state::{App, AppState};
@@ -43,16 +41,16 @@ pub struct AttestInput<'a> {
     pub app: &'a Arc<App>,
     /// The key id the app reported.
     pub key_id: KeyId,
-    /// The challenge text the app hashed into clientDataHash.
+    /// The challenge text the app attested (App Attest: hashed into clientDataHash).
     pub challenge: &'a str,
-    /// The attestation object (CBOR).
-    pub attestation: Vec<u8>,
+    /// The platform's attestation.
+    pub proof: AttestationProof,
     /// The requester (its address; no user or device: those come from `link`).
     pub context: RequestContext,
     /// The user and device ids the body named, and the link token vouching for them.
     pub link: LinkRequest,
     /// A DeviceCheck token from the same device (as `device_token` cleans it: standard padded
-    /// base64), to ask Apple about.
+    /// base64), to ask Apple about (iOS only).
     pub device_check_token: Option<String>,
 }
 
@@ -110,7 +108,7 @@ async fn verify(
     state: &AppState,
     input: &AttestInput<'_>,
     at: OffsetDateTime,
-) -> Result<(VerifiedAttestation, Link), ApiError> {
+) -> Result<(VerifiedKey, Link), ApiError> {
     let app = input.app;
     let opened = open_challenge(
         state,
@@ -139,19 +137,11 @@ async fn verify(
     // A chain and a receipt cost a few milliseconds of CPU: off the async workers.
     let app = Arc::clone(app);
     let key_id = input.key_id;
-    let attestation = input.attestation.clone();
-    let client_data_hash = hash_challenge(input.challenge.as_bytes());
-    let time = unix_time(at);
-    let verified = tokio::task::spawn_blocking(move || {
-        let mut request = AttestationRequest::new(key_id, &client_data_hash, &app.ids, time);
-        request.environment = app.config.environment;
-        // The receipt's validity is scored (`receipt_invalid`, `receipt_missing`) and can be
-        // required by the policy (`require_valid_receipt`), so the core reports it.
-        request.receipt = ReceiptPolicy::Report;
-        app.verifier.verify(&attestation, &request)
-    })
-    .await
-    .map_err(|_| ApiError::Internal)?;
+    let proof = input.proof.clone();
+    let challenge = input.challenge.to_owned();
+    let verified = tokio::task::spawn_blocking(move || proof.verify(&app, key_id, &challenge, at))
+        .await
+        .map_err(|_| ApiError::Internal)?;
     Ok((verified?, link))
 }
 
@@ -159,14 +149,14 @@ async fn register(
     state: &Arc<AppState>,
     route: &'static str,
     input: &AttestInput<'_>,
-    verified: &VerifiedAttestation,
+    verified: &VerifiedKey,
     link: Link,
     now: OffsetDateTime,
 ) -> Result<Attested, ApiError> {
     let app = input.app;
     // The vouched ids, now that the request proved the key: only these place the key.
     let context = input.context.linked(&link);
-    let environment = verified.environment();
+    let environment = verified.environment;
     let lineage = Lineage::resolve(&state.store, app.id(), &context, environment).await?;
     let device = new_key(input, &context, verified, &lineage, now);
     let device_check = match &input.device_check_token {
@@ -189,7 +179,11 @@ async fn register(
     };
     // Scored before the key is stored: the counts of the store plus this key.
     let (verdict, failures) = decide_verified(state, app, &subject, now).await?;
-    match state.store.insert_device_key(&device).await {
+    match state
+        .store
+        .insert_device_key(&device, &verified.receipt)
+        .await
+    {
         Ok(()) => {}
         Err(StoreError::Conflict) => {
             let subject = claimed(input);
@@ -261,7 +255,7 @@ async fn register(
 fn new_key(
     input: &AttestInput<'_>,
     context: &RequestContext,
-    verified: &VerifiedAttestation,
+    verified: &VerifiedKey,
     lineage: &Lineage,
     now: OffsetDateTime,
 ) -> DeviceKey {
@@ -269,16 +263,12 @@ fn new_key(
         input.key_id,
         lineage.device_id.clone(),
         input.app.id(),
-        verified.environment(),
-        verified.public_key().to_vec(),
-        verified.evidence(),
+        verified.environment,
+        verified.public_key_spki.clone(),
+        verified.evidence.clone(),
         whole_seconds(now),
     );
-    device.receipt = verified.receipt_bytes().to_vec();
-    device.receipt_risk_metric = match verified.receipt() {
-        ReceiptCheck::Verified(receipt) => receipt.receipt.risk_metric.map(i64::from),
-        _ => None,
-    };
+    device.receipt_risk_metric = verified.receipt_risk_metric;
     device.user_id.clone_from(&context.user_id);
     device.client_ip = context.ip_text();
     device

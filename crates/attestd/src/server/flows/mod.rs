@@ -14,7 +14,6 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use attest_core::UnixTime;
 use attest_core::apple::KeyId;
 use attest_policy::{Policy, RiskWeights, Verification};
 use attest_store::{DecisionKind, whole_seconds};
@@ -267,12 +266,6 @@ fn new_device_id() -> Result<String, ApiError> {
 /// The wall clock, read once per request and passed down.
 pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
-}
-
-fn unix_time(at: OffsetDateTime) -> UnixTime {
-    UnixTime::since_unix_epoch(Duration::from_secs(
-        u64::try_from(at.unix_timestamp()).unwrap_or(0),
-    ))
 }
 
 #[cfg(test)]

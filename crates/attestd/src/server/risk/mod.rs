@@ -111,21 +111,20 @@ pub struct KeyFacts {
 }
 
 impl KeyFacts {
-    /// The facts of `key` at `now`. Keys stored before receipt statuses were recorded were
-    /// accepted only with a verified receipt, so a stored receipt without a status is valid.
+    /// The facts of `key` at `now`. Every stored App Attest key names its receipt status
+    /// (migration 0111 gave keys stored before statuses theirs); evidence without one claims
+    /// nothing, so it counts as missing.
     pub fn of(key: &DeviceKey, now: OffsetDateTime) -> Self {
         let apple = key.evidence.apple();
         let receipt = apple.map(|apple| match apple.receipt_status {
             Some(StoredReceipt::Valid) => ReceiptStatus::Valid,
-            Some(StoredReceipt::Missing) => ReceiptStatus::Missing,
             Some(StoredReceipt::Invalid) => ReceiptStatus::Invalid(
                 apple
                     .receipt_reason
                     .clone()
                     .unwrap_or_else(|| "receipt_invalid".to_owned()),
             ),
-            None if key.receipt.is_empty() => ReceiptStatus::Missing,
-            None => ReceiptStatus::Valid,
+            None | Some(StoredReceipt::Missing) => ReceiptStatus::Missing,
         });
         let receipt_age = apple
             .and_then(|apple| apple.receipt_created_at)
@@ -287,7 +286,6 @@ mod tests {
             },
             NOW,
         );
-        key.receipt = vec![1, 2, 3];
         key.receipt_risk_metric = Some(7);
         key.counter_regressions = 2;
         key.replays = u64::MAX;
@@ -303,10 +301,8 @@ mod tests {
         assert_eq!(facts.bundle_version.as_deref(), Some("42"));
         assert_eq!((facts.counter_regressions, facts.replays), (2, u32::MAX));
 
-        // Keys stored before statuses were recorded: a receipt means a verified one.
+        // Evidence that names no receipt status claims no verified receipt.
         key.evidence = AppleEvidence::default().into();
-        assert_eq!(KeyFacts::of(&key, NOW).receipt, Some(ReceiptStatus::Valid));
-        key.receipt.clear();
         assert_eq!(
             KeyFacts::of(&key, NOW).receipt,
             Some(ReceiptStatus::Missing)

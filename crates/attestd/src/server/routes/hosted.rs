@@ -23,6 +23,7 @@ use crate::server::error::ApiError;
 use crate::server::extract::{ApiJson, decode_base64, decode_key_id};
 use crate::server::flows::{self, AttestInput};
 use crate::server::link::LinkRequest;
+use crate::server::platform::AttestationProof;
 use crate::server::state::AppState;
 use attest_policy::{Band, HostedCode};
 
@@ -226,7 +227,7 @@ pub async fn validate(
 ) -> Result<Json<ValidateResponse>, HostedError> {
     let ApiJson(body) = body?;
     let key_id = decode_key_id("keyId", &body.key_id)?;
-    let attestation = decode_base64("attestation", &body.attestation)?;
+    let proof = AttestationProof::AppleAppAttest(decode_base64("attestation", &body.attestation)?);
     let link = LinkRequest::from_body(
         body.user_id.as_deref(),
         body.device_id.as_deref(),
@@ -240,7 +241,7 @@ pub async fn validate(
         app,
         key_id,
         challenge: &body.challenge,
-        attestation,
+        proof,
         context: RequestContext::from_ip(client_ip),
         link,
         device_check_token,

@@ -17,11 +17,11 @@ use crate::server::dto::{
 };
 use crate::server::error::{ApiError, ErrorBody};
 use crate::server::extract::{
-    APP_ATTEST_FORMAT, ApiJson, DEVICE_CHECK_FORMAT, OptionalJson, check_platform, decode_base64,
-    decode_key_id, encode_key_id,
+    ApiJson, DEVICE_CHECK_FORMAT, OptionalJson, check_platform, decode_key_id, encode_key_id,
 };
 use crate::server::flows::{self, AssertInput, AttestInput, DeviceCheckInput};
 use crate::server::link::LinkRequest;
+use crate::server::platform::{AssertionProof, AttestationProof, Format};
 use crate::server::state::AppState;
 
 /// Issues a one-time challenge.
@@ -91,9 +91,9 @@ pub async fn create_attestation(
     headers: HeaderMap,
     ApiJson(body): ApiJson<AttestationBody>,
 ) -> Result<(StatusCode, Json<AttestationResponse>), ApiError> {
-    check_platform(&body.platform, &body.format, APP_ATTEST_FORMAT)?;
+    let format = Format::parse(&body.platform, &body.format)?;
     let key_id = decode_key_id("keyId", &body.key_id)?;
-    let attestation = decode_base64("token", &body.token)?;
+    let proof = AttestationProof::decode(format, body.proof_fields())?;
     let link = LinkRequest::from_body(
         body.user_id.as_deref(),
         body.device_id.as_deref(),
@@ -107,7 +107,7 @@ pub async fn create_attestation(
         app,
         key_id,
         challenge: &body.challenge,
-        attestation,
+        proof,
         context: RequestContext::from_ip(client_ip),
         link,
         device_check_token,
@@ -160,13 +160,13 @@ async fn assertion(
     client_ip: Option<std::net::IpAddr>,
     body: &AssertionBody,
 ) -> Result<flows::Asserted, ApiError> {
-    check_platform(&body.platform, &body.format, APP_ATTEST_FORMAT)?;
+    let format = Format::parse(&body.platform, &body.format)?;
     let key_id = decode_key_id("keyId", &body.key_id)?;
-    let assertion = decode_base64("token", &body.token)?;
+    let proof = AssertionProof::decode(format, body.proof_fields())?;
     let input = AssertInput {
         key_id,
         payload: &body.payload,
-        assertion: &assertion,
+        proof,
         context: RequestContext::from_ip(client_ip),
     };
     flows::assert(state, route, input).await
