@@ -13,9 +13,10 @@
 //!
 //! [`RevocationLists::load`] reads the stored list before the server serves (a database read,
 //! never the network), so a restarted instance verifies at once; the first fetch runs in the
-//! background. Verifiers take [`RevocationLists::list`] and [`RevocationLists::max_age`] into
-//! `attest_core::android::Revocation::Check`, which fails closed (`revocation_list_stale`)
-//! once the list is older than the maximum age.
+//! background. Verifiers take [`RevocationLists::for_verification`] and
+//! [`RevocationLists::max_age`] into `attest_core::android::Revocation::Check`, which fails
+//! closed (`revocation_list_stale`) once the list is older than the maximum age, or when none
+//! was ever held.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -111,6 +112,18 @@ impl RevocationLists {
     /// The list held, with its validators.
     pub fn held(&self) -> Option<Arc<HeldList>> {
         read(&self.held).clone()
+    }
+
+    /// The list to verify with, as `Revocation::Check { list: &list, max_age: self.max_age() }`.
+    /// With no list held, an empty list fetched at the Unix epoch, which the core refuses as
+    /// `revocation_list_stale`: a verifier fails closed without a case of its own.
+    pub fn for_verification(&self) -> Arc<RevocationList> {
+        self.list().unwrap_or_else(|| {
+            Arc::new(RevocationList::from_entries(
+                [],
+                UnixTime::since_unix_epoch(Duration::ZERO),
+            ))
+        })
     }
 
     /// The oldest list verifiers accept.
@@ -561,6 +574,15 @@ mod tests {
         assert_eq!(lists.list().unwrap().len(), 1);
         lists.hold(held(300, b"{\"entries\":{}}"));
         assert!(lists.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn without_a_list_verification_fails_closed() {
+        let lists = RevocationLists::new(RevocationListSettings::default());
+        let list = lists.for_verification();
+        assert!(list.is_empty());
+        let today = unix_time(OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap());
+        assert!(list.age_at(today) > lists.max_age());
     }
 
     #[test]
