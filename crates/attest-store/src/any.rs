@@ -351,6 +351,24 @@ impl Store for AnyStore {
         dispatch!(self.delete_retired_signing_keys(before))
     }
 
+    async fn save_revocation_list(
+        &self,
+        list: &crate::NewRevocationList<'_>,
+    ) -> Result<crate::RevocationListSaved, StoreError> {
+        dispatch!(self.save_revocation_list(list))
+    }
+
+    async fn record_revocation_list_attempt(
+        &self,
+        attempt: &crate::RevocationListAttempt,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.record_revocation_list_attempt(attempt))
+    }
+
+    async fn revocation_list(&self) -> Result<crate::RevocationListState, StoreError> {
+        dispatch!(self.revocation_list())
+    }
+
     async fn record_refusal(&self, refusal: &Refusal<'_>) -> Result<RefusalRecorded, StoreError> {
         dispatch!(self.record_refusal(refusal))
     }

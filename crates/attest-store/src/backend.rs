@@ -449,6 +449,26 @@ macro_rules! impl_store_for {
                 self.list_webhook_deliveries_impl(filter, limit).await
             }
 
+            async fn save_revocation_list(
+                &self,
+                list: &$crate::NewRevocationList<'_>,
+            ) -> Result<$crate::RevocationListSaved, $crate::StoreError> {
+                self.save_revocation_list_impl(list).await
+            }
+
+            async fn record_revocation_list_attempt(
+                &self,
+                attempt: &$crate::RevocationListAttempt,
+            ) -> Result<(), $crate::StoreError> {
+                self.record_revocation_list_attempt_impl(attempt).await
+            }
+
+            async fn revocation_list(
+                &self,
+            ) -> Result<$crate::RevocationListState, $crate::StoreError> {
+                self.revocation_list_impl().await
+            }
+
             async fn record_refusal(
                 &self,
                 refusal: &$crate::Refusal<'_>,

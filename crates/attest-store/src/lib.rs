@@ -11,6 +11,7 @@ mod postgres;
 mod queries;
 mod records;
 mod refresh;
+mod revocation_list;
 mod rows;
 mod sealing;
 mod sql;
@@ -39,6 +40,10 @@ pub use records::{
 pub use refresh::{
     MAX_REFRESH_LABEL_LEN, ReceiptRefreshState, ReceiptUpdate, RefreshAttempt, RefreshCandidate,
     RefreshEnrollment, RefreshStore, RefreshedReceipt,
+};
+pub use revocation_list::{
+    MAX_REVOCATION_STATUS_LEN, MAX_VALIDATOR_LEN, NewRevocationList, RevocationListAttempt,
+    RevocationListSaved, RevocationListState, StoredRevocationList,
 };
 pub use sealing::{InvalidKeyEncryptionKey, KeyEncryptionKey, SEALED_PREFIX, SealError};
 pub use sqlite::SqliteStore;

@@ -117,3 +117,4 @@ crate::backend::impl_store_for!(PostgresStore);
 crate::sealing::impl_sealing_for!(PostgresStore);
 crate::backend_ext::impl_store_ext_for!(PostgresStore, sqlx::Postgres);
 crate::backend_tally::impl_tally_for!(PostgresStore, sqlx::Postgres);
+crate::revocation_list::impl_revocation_list_for!(PostgresStore);

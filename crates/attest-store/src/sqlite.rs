@@ -231,3 +231,4 @@ crate::backend::impl_store_for!(SqliteStore);
 crate::sealing::impl_sealing_for!(SqliteStore);
 crate::backend_ext::impl_store_ext_for!(SqliteStore, sqlx::Sqlite);
 crate::backend_tally::impl_tally_for!(SqliteStore, sqlx::Sqlite);
+crate::revocation_list::impl_revocation_list_for!(SqliteStore);

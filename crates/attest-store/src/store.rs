@@ -8,7 +8,8 @@ use crate::{
     AssertionCommit, AssertionCommitted, ContextQuery, CounterAdvance, CounterAnomaly, Decision,
     DecisionFilter, DecisionSummary, DeliveryAttempt, DeliveryFilter, DeviceKey, Environment,
     FailureCount, FailureScope, FailureSubject, KeyContext, KeyFilter, KeyId, LoggedDecision,
-    NewWebhookDelivery, Refusal, RefusalRecorded, SenderFailures, SenderFilter, SigningKey,
+    NewRevocationList, NewWebhookDelivery, Refusal, RefusalRecorded, RevocationListAttempt,
+    RevocationListSaved, RevocationListState, SenderFailures, SenderFilter, SigningKey,
     SpentChallenge, StoreError, SummaryFilter, WebhookDelivery,
 };
 
@@ -83,6 +84,12 @@ use crate::{
 ///    code in one window exactly the first [`Refusal::sample`](crate::Refusal::sample) are
 ///    logged in full, in the same transaction as their count. A refusal's rows are the two
 ///    tallies and at most one decision, whatever the number of refusals before it.
+/// 10. **The newest status list wins.** [`save_revocation_list`](Store::save_revocation_list)
+///     replaces the stored Android status list only if the new one was fetched strictly later
+///     (to the second), in the upsert's WHERE: however many instances fetch and save
+///     concurrently, in whatever order, the list left stored is the one fetched last, and an
+///     older fetch never replaces a newer one. The store does not parse the list: parse it
+///     before saving it.
 ///
 /// Errors are [`StoreError`]s; no database driver type appears in this API.
 pub trait Store: Send + Sync {
@@ -411,4 +418,22 @@ pub trait Store: Send + Sync {
 
     /// Forgets `instance` (it is stopping).
     fn leave(&self, instance: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Saves Google's Android status list unless one fetched at the same second or later is
+    /// stored ([`RevocationListSaved::Stale`]). See the contract, point 10.
+    fn save_revocation_list(
+        &self,
+        list: &NewRevocationList<'_>,
+    ) -> impl Future<Output = Result<RevocationListSaved, StoreError>> + Send;
+
+    /// Records how a fetch of the status list ended, unless a later attempt is recorded.
+    fn record_revocation_list_attempt(
+        &self,
+        attempt: &RevocationListAttempt,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The stored status list and the last fetch attempt (both `None` before the first).
+    fn revocation_list(
+        &self,
+    ) -> impl Future<Output = Result<RevocationListState, StoreError>> + Send;
 }

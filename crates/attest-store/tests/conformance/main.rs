@@ -12,6 +12,7 @@
 mod harness;
 mod suite;
 mod suite_ext;
+mod suite_revocation_list;
 mod suite_secrets;
 mod suite_tally;
 mod suite_webhooks;
@@ -89,4 +90,9 @@ contract_tests!(
     a_proven_refusal_counts_against_its_device_and_windows_are_read_exactly,
     refusals_outside_their_domain_are_refused,
     instances_count_those_seen_recently,
+    the_revocation_list_is_absent_until_saved_and_round_trips,
+    an_older_revocation_list_never_replaces_a_newer_one,
+    concurrent_revocation_list_saves_leave_the_newest,
+    the_last_revocation_list_attempt_is_kept_apart_from_the_list,
+    revocation_list_values_outside_their_domain_are_refused,
 );

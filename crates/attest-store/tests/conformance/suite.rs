@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 pub use crate::suite_ext::*;
+pub use crate::suite_revocation_list::*;
 pub use crate::suite_secrets::*;
 pub use crate::suite_tally::*;
 pub use crate::suite_webhooks::*;

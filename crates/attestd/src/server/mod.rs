@@ -8,6 +8,7 @@
 //! [`serve`] loads the configuration, sets up logging and a runtime, binds and calls [`run`];
 //! tests call [`run`] directly with a [`Config`] and a listener bound to `127.0.0.1:0`.
 
+pub mod android;
 pub mod apple;
 mod challenge;
 pub mod config;
@@ -179,9 +180,24 @@ pub async fn run(
     let tokens = Tokens::load_or_create(&store, tokens::longest_ttl(&config.apps)).await?;
     let apple = apple::Apple::new(&config)?;
     let challenges = challenge_key(&store).await?;
+    let android = android::Android::new(&config.android);
+    if config.android.revocation_list.enabled {
+        // A database read, never the network: a restarted instance verifies at once, the
+        // first fetch runs in the background.
+        match android.revocation.load(&store).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "no Android revocation list stored yet: Android attestations fail closed until                  the first fetch"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "could not read the stored Android revocation list")
+            }
+        }
+    }
     let config_limits = config.rate_limits.clone();
     let state = Arc::new(AppState {
         apple,
+        android,
         challenges,
         keys: KeyCache::new(config.key_cache_capacity),
         metrics: telemetry::metrics_handle(),
@@ -198,6 +214,7 @@ pub async fn run(
     let limiter = tokio::spawn(limits::maintain(Arc::clone(&state)));
     let maintenance = tokio::spawn(maintain(Arc::clone(&state)));
     let refresher = apple::scheduler::start(&state);
+    let revocation_fetcher = android::revocation::start(&state.android.revocation, &state.store);
     let (stop_deliveries, deliveries_stopped) = tokio::sync::watch::channel(false);
     let mut deliverer = tokio::spawn(webhooks::deliver::run(
         Arc::clone(&state),
@@ -250,6 +267,9 @@ pub async fn run(
     state.limits.leave(&state.store).await;
     if let Some(refresher) = refresher {
         refresher.stop().await;
+    }
+    if let Some(fetcher) = revocation_fetcher {
+        fetcher.stop().await;
     }
     state.store.close().await;
     tracing::info!("attestd stopped");

@@ -33,6 +33,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Apple's APIs: receipt refresh, DeviceCheck, Apple's health (see `server::apple`).
     pub apple: super::apple::Apple,
+    /// Android: Google's attestation status list (see `server::android`).
+    pub android: super::android::Android,
     /// Webhook endpoints and event detection.
     pub webhooks: Webhooks,
     /// Issues and checks challenge values.

@@ -4,6 +4,7 @@
 //! `DATABASE_URL` is set; otherwise cargo reports the PostgreSQL half as ignored, with the reason).
 #![allow(dead_code)]
 
+pub mod fake_status;
 pub mod process;
 pub mod raw;
 

@@ -135,6 +135,8 @@ pub struct Config {
     pub webhook_settings: WebhookSettings,
     /// `[apple]`: credentials, base URLs and the receipt refresh schedule (docs/apple.md).
     pub apple: crate::server::apple::AppleConfig,
+    /// `[android]`: Google's attestation status list (docs/operations.md).
+    pub android: crate::server::android::AndroidConfig,
     /// How often spent challenges and old decisions are purged and idle keys expired.
     pub maintenance_interval: Duration,
     /// Per-address and per-key rate limits (`[rate_limits]`).
@@ -181,6 +183,7 @@ impl Config {
             webhooks: Vec::new(),
             webhook_settings: WebhookSettings::default(),
             apple: crate::server::apple::AppleConfig::default(),
+            android: crate::server::android::AndroidConfig::default(),
             maintenance_interval: Duration::from_secs(DEFAULT_MAINTENANCE_INTERVAL_SECS),
             rate_limits: RateLimitSettings::default(),
             refusal_log_sample: DEFAULT_REFUSAL_LOG_SAMPLE,
@@ -288,6 +291,8 @@ impl Config {
             .collect();
         config.webhook_settings = file.webhook_delivery.resolve();
         config.apple = crate::server::apple::AppleConfig::resolve(&args.apple, file.apple, base)?;
+        config.android =
+            crate::server::android::AndroidConfig::resolve(&args.android, file.android)?;
         let attestation_roots = pick_paths(
             &args.danger_extra_attestation_roots,
             &file.danger_extra_attestation_roots,
@@ -382,6 +387,7 @@ impl Config {
         self.webhook_settings.validate()?;
         self.rate_limits.validate()?;
         self.apple.validate()?;
+        self.android.validate()?;
         if self.key_churn_window.is_zero() || self.failure_window.is_zero() {
             return Err(ConfigError::Invalid(
                 "risk windows must be at least one second",

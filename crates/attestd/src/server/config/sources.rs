@@ -178,6 +178,9 @@ pub struct ServeArgs {
     /// Apple credentials and receipt refresh (see docs/apple.md).
     #[command(flatten)]
     pub apple: crate::server::apple::AppleArgs,
+    /// Google's Android attestation status list (see docs/operations.md).
+    #[command(flatten)]
+    pub android: crate::server::android::AndroidArgs,
 }
 
 /// The TOML file's shape; every key is optional.
@@ -222,6 +225,7 @@ pub(super) struct FileConfig {
     pub(super) rate_limits: super::limits::FileRateLimits,
     pub(super) refusal_log_sample: Option<u32>,
     pub(super) apple: Option<crate::server::apple::FileApple>,
+    pub(super) android: Option<crate::server::android::FileAndroid>,
 }
 
 impl FileConfig {

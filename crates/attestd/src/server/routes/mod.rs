@@ -48,6 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(insights::webhook_deliveries),
         )
         .merge(super::apple::admin::admin_routes())
+        .merge(super::android::admin::admin_routes())
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             admin::require_admin,

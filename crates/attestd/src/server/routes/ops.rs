@@ -50,6 +50,11 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Health>, 
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     state.metrics.run_upkeep();
+    // The list's age grows between fetches: measured at each scrape.
+    state
+        .android
+        .revocation
+        .publish(attest_store::whole_seconds(time::OffsetDateTime::now_utc()));
     (
         StatusCode::OK,
         [(
