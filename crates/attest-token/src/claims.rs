@@ -8,11 +8,11 @@ use crate::TokenError;
 /// Claim names defined by [`Claims`] (and by RFC 7519, even when unused), which
 /// [`Claims::extra`] must not repeat: a JSON object with the same name twice means different
 /// things to different parsers.
-pub const RESERVED_CLAIMS: [&str; 9] = [
-    "iss", "sub", "aud", "iat", "exp", "nbf", "jti", "key_id", "env",
+pub const RESERVED_CLAIMS: [&str; 10] = [
+    "iss", "sub", "aud", "iat", "exp", "nbf", "jti", "key_id", "env", "platform",
 ];
 
-pub use attest_types::Environment;
+pub use attest_types::{Environment, Platform};
 
 /// What an attestd token says: this device's attested key passed verification for this app.
 ///
@@ -24,7 +24,8 @@ pub struct Claims {
     pub iss: String,
     /// The device id.
     pub sub: String,
-    /// The App ID (`TEAMID.bundle.id`) the token is for.
+    /// The app the token is for: its App ID (`TEAMID.bundle.id`), or the package name of an
+    /// Android-only app.
     pub aud: String,
     /// When the token was issued.
     #[serde(with = "time::serde::timestamp")]
@@ -32,10 +33,12 @@ pub struct Claims {
     /// When the token stops being valid.
     #[serde(with = "time::serde::timestamp")]
     pub exp: OffsetDateTime,
-    /// The App Attest key id, base64url without padding.
+    /// The attested key's id, base64url without padding.
     pub key_id: String,
     /// The environment the key was attested in.
     pub env: Environment,
+    /// The platform whose attestation proved the key (`ios`, `android`).
+    pub platform: Platform,
     /// Further claims (risk score, permissions...). Names must not be in [`RESERVED_CLAIMS`].
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,

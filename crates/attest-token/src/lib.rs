@@ -7,7 +7,7 @@ mod error;
 mod key;
 mod keyring;
 
-pub use claims::{Claims, Environment, RESERVED_CLAIMS};
+pub use claims::{Claims, Environment, Platform, RESERVED_CLAIMS};
 pub use error::TokenError;
 pub use key::{ALGORITHM, SigningKeyPair};
 pub use keyring::{Keyring, MAX_CLOCK_SKEW, MAX_TOKEN_BYTES};

@@ -29,6 +29,7 @@ fn claims_at(now: OffsetDateTime) -> Claims {
         exp: now + Duration::minutes(15),
         key_id: URL_SAFE_NO_PAD.encode([7u8; 32]),
         env: Environment::Production,
+        platform: attest_token::Platform::Ios,
         extra,
     }
 }
@@ -73,6 +74,7 @@ fn issued_token_verifies_with_the_same_claims() {
     assert_eq!(header["kid"], keyring.active().kid());
     assert_eq!(payload["iat"], json!(NOW.unix_timestamp()), "NumericDate");
     assert_eq!(payload["env"], "production");
+    assert_eq!(payload["platform"], "ios");
     assert_eq!(
         payload["risk_score"], 15,
         "extra claims sit at the top level"

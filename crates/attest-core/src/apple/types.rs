@@ -10,7 +10,7 @@ use aws_lc_rs::digest;
 /// `TEAMID.` shape and the rpIdHash that only the App Attest verifier needs.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct AppId {
-    value: String,
+    name: attest_types::AppId,
     rp_id_hash: [u8; 32],
 }
 
@@ -22,36 +22,44 @@ impl AppId {
     /// samples use other lengths (`1234567890`, `TEAMID.<hex>.TEAMID`), so only the shape is
     /// enforced.
     pub fn new(value: impl Into<String>) -> Result<Self, InvalidAppId> {
-        let value = value.into();
+        // The platform-neutral name's rules (not empty, at most 512 bytes, no whitespace or
+        // control characters), then Apple's shape.
+        let name = attest_types::AppId::new(value).map_err(|_| InvalidAppId)?;
+        let value = name.as_str();
         let Some((team, bundle)) = value.split_once('.') else {
             return Err(InvalidAppId);
         };
         let well_formed = !team.is_empty()
             && !bundle.is_empty()
-            && team.bytes().all(|b| b.is_ascii_alphanumeric())
-            && value.len() <= 512
-            && value.chars().all(|c| !c.is_whitespace() && !c.is_control());
+            && team.bytes().all(|b| b.is_ascii_alphanumeric());
         if !well_formed {
             return Err(InvalidAppId);
         }
         let mut rp_id_hash = [0u8; 32];
         rp_id_hash.copy_from_slice(digest::digest(&digest::SHA256, value.as_bytes()).as_ref());
-        Ok(Self { value, rp_id_hash })
+        Ok(Self { name, rp_id_hash })
     }
 
     /// The App ID as text.
     pub fn as_str(&self) -> &str {
-        &self.value
+        self.name.as_str()
+    }
+
+    /// The platform-neutral name (the same text).
+    pub fn name(&self) -> &attest_types::AppId {
+        &self.name
     }
 
     /// The team id (before the first dot).
     pub fn team_id(&self) -> &str {
-        self.value.split_once('.').map_or("", |(team, _)| team)
+        self.as_str().split_once('.').map_or("", |(team, _)| team)
     }
 
     /// The bundle id (after the first dot).
     pub fn bundle_id(&self) -> &str {
-        self.value.split_once('.').map_or("", |(_, bundle)| bundle)
+        self.as_str()
+            .split_once('.')
+            .map_or("", |(_, bundle)| bundle)
     }
 
     /// SHA-256 of the App ID: the rpIdHash Apple puts in authenticator data.
@@ -62,13 +70,13 @@ impl AppId {
 
 impl std::fmt::Debug for AppId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AppId({})", self.value)
+        write!(f, "AppId({})", self.as_str())
     }
 }
 
 impl std::fmt::Display for AppId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.value)
+        f.write_str(self.as_str())
     }
 }
 

@@ -3,6 +3,8 @@
 //! Bodies are `{"code", "message", "details"}`. Client mistakes are 4xx with a precise code;
 //! server-side failures are 5xx with a generic message, the cause going to the log only.
 
+use attest_core::VerifyError;
+use attest_core::android::AndroidError;
 use attest_core::apple::AppleError;
 use attest_store::StoreError;
 use axum::Json;
@@ -60,9 +62,22 @@ pub enum ApiError {
     /// key.
     #[error("challenge is unknown, expired, already used or not valid for this request")]
     ChallengeInvalid,
-    /// The core rejected the attestation or assertion.
+    /// The core rejected the attestation or assertion (the platform's stable code).
     #[error("{0}")]
-    Verification(#[from] AppleError),
+    Verification(#[from] VerifyError),
+    /// An attested Android key that cannot sign requests the server can verify: it lacks the
+    /// SIGN purpose, or its algorithm is not one signed requests use (EC P-256, RSA).
+    #[error("the attested key cannot sign requests: {reason}")]
+    KeyUnsupported {
+        /// `purpose` or `algorithm`.
+        reason: &'static str,
+    },
+    /// An Android attestation whose `keyId` is not SHA-256 of the leaf's SubjectPublicKeyInfo.
+    #[error("keyId is not the SHA-256 of the attested key")]
+    KeyIdMismatch,
+    /// A signed request (Android) whose signature is not the stored key's over the payload.
+    #[error("the signature does not verify with the attested key")]
+    SignatureInvalid,
     /// An attestation whose `linkToken` does not verify (see `server::link`).
     #[error("link token invalid: {0}")]
     LinkTokenInvalid(#[from] crate::server::link::LinkTokenRejection),
@@ -219,6 +234,9 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             Self::Verification(_)
+            | Self::KeyUnsupported { .. }
+            | Self::KeyIdMismatch
+            | Self::SignatureInvalid
             | Self::LinkTokenInvalid(_)
             | Self::CounterInvalid { .. }
             | Self::CounterRegressed { .. }
@@ -255,6 +273,9 @@ impl ApiError {
             Self::UnknownApp(_) => "unknown_app",
             Self::ChallengeInvalid => "challenge_invalid",
             Self::Verification(error) => error.code(),
+            Self::KeyUnsupported { .. } => "key_unsupported",
+            Self::KeyIdMismatch => "key_id_mismatch",
+            Self::SignatureInvalid => "signature_invalid",
             Self::LinkTokenInvalid(_) => "link_token_invalid",
             Self::KeyAlreadyAttested => "key_already_attested",
             Self::KeyUnknown => "key_unknown",
@@ -327,9 +348,10 @@ impl ApiError {
             } => json!({ "limit": limit, "retryAfterSeconds": retry_after_seconds }),
             Self::UnsupportedPlatform { field, value } => json!({ "field": field, "value": value }),
             Self::UnknownApp(app_id) => json!({ "appId": app_id }),
-            Self::Verification(AppleError::ReceiptInvalid(receipt)) => {
+            Self::Verification(VerifyError::Apple(AppleError::ReceiptInvalid(receipt))) => {
                 json!({ "reason": receipt.reason() })
             }
+            Self::KeyUnsupported { reason } => json!({ "reason": reason }),
             Self::LinkTokenInvalid(rejection) => json!({ "reason": rejection.reason() }),
             Self::KeyUnknown | Self::KeyRevoked | Self::KeySuperseded | Self::KeyExpired => {
                 json!({ "action": REATTEST_REQUIRED })
@@ -388,6 +410,18 @@ impl ApiError {
             message: message.into(),
             field: Some(field),
         }
+    }
+}
+
+impl From<AppleError> for ApiError {
+    fn from(error: AppleError) -> Self {
+        Self::Verification(error.into())
+    }
+}
+
+impl From<AndroidError> for ApiError {
+    fn from(error: AndroidError) -> Self {
+        Self::Verification(error.into())
     }
 }
 

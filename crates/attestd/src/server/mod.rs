@@ -38,7 +38,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use attest_core::apple::AppleError;
 use attest_store::{AnyStore, Store, StoreError, StoreOptions};
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -89,7 +88,7 @@ pub enum ServeError {
     Store(#[from] StoreError),
     /// A configured root is not usable by the verifier.
     #[error("trust roots: {0}")]
-    Roots(#[from] AppleError),
+    Roots(#[from] state::StateError),
     /// The JWT signing keys could not be loaded or created.
     #[error("signing keys: {0}")]
     Tokens(#[from] TokenError),
@@ -176,11 +175,11 @@ pub async fn run(
              ATTESTD_KEY_ENCRYPTION_KEY (docs/operations.md, Secrets and backups)"
         ),
     }
-    let apps = Apps::new(&config)?;
     let tokens = Tokens::load_or_create(&store, tokens::longest_ttl(&config.apps)).await?;
     let apple = apple::Apple::new(&config)?;
     let challenges = challenge_key(&store).await?;
     let android = android::Android::new(&config.android);
+    let apps = Apps::new(&config, &android.revocation)?;
     if config.android.revocation_list.enabled {
         // A database read, never the network: a restarted instance verifies at once, the
         // first fetch runs in the background.
@@ -200,6 +199,7 @@ pub async fn run(
         android,
         challenges,
         keys: KeyCache::new(config.key_cache_capacity),
+        request_keys: KeyCache::new(config.key_cache_capacity),
         metrics: telemetry::metrics_handle(),
         webhooks: webhooks::Webhooks::new(&config),
         config,
@@ -324,6 +324,23 @@ fn warn_about_danger_roots(config: &Config) {
             apps = ?development_apps,
             "DANGER: trusting an extra {kind} root CA besides Apple's for apps that accept \
              development keys; attestations it signs are NOT from real Apple devices"
+        );
+    }
+    let android_apps: Vec<&str> = config
+        .apps
+        .iter()
+        .filter(|app| app.android.is_some())
+        .map(|app| app.id.as_str())
+        .collect();
+    for root in &config.danger_extra_android_roots {
+        tracing::warn!(
+            kind = "android",
+            source = %root.source,
+            sha256 = %hex::encode(digest::digest(&digest::SHA256, &root.der)),
+            apps = ?android_apps,
+            "DANGER: trusting an extra Android attestation root besides Google's for every \
+             Android app; chains it signs are NOT from real devices (their keys' evidence says \
+             anchor \"extra\") and are not looked up in Google's revocation list"
         );
     }
 }

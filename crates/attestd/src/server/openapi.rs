@@ -101,7 +101,7 @@ use super::routes::{admin, hosted, insights, ops, v1};
         hosted::ValidateResponse,
         hosted::HostedDeviceIntelligence,
         dto::wire::Platform,
-        dto::wire::AppAttestFormat,
+        dto::wire::AttestationFormat,
         dto::wire::DeviceCheckFormat,
         dto::wire::DeviceCheckEnvironment,
         dto::wire::KeyId,

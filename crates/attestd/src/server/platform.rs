@@ -14,6 +14,7 @@ use attest_core::apple::KeyId;
 use attest_store::{DeviceKey, Environment, Evidence, Platform};
 use time::OffsetDateTime;
 
+use super::android::verify::{KeyAttestation, MAX_CHAIN_CERTIFICATES};
 use super::apple::verify::AppAttest;
 use super::error::ApiError;
 use super::extract::decode_base64;
@@ -21,17 +22,21 @@ use super::state::{App, AppState};
 
 /// The `format` of App Attest attestations and assertions.
 pub const APP_ATTEST_FORMAT: &str = "apple-app-attest";
+/// The `format` of Android Key Attestation chains and the requests their keys sign.
+pub const ANDROID_KEY_ATTESTATION_FORMAT: &str = "android-key-attestation";
 
 /// A `(platform, format)` pair attestd accepts for attestations and assertions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// `ios`, `apple-app-attest`: App Attest.
     AppleAppAttest,
+    /// `android`, `android-key-attestation`: Key Attestation, then signed requests.
+    AndroidKeyAttestation,
 }
 
 impl Format {
     /// Every format, in the order the API documents them.
-    pub const ALL: [Self; 1] = [Self::AppleAppAttest];
+    pub const ALL: [Self; 2] = [Self::AppleAppAttest, Self::AndroidKeyAttestation];
 
     /// The pair as a request names it: 400 `unsupported_platform` (naming the field) for a
     /// platform or a format attestd does not verify.
@@ -55,6 +60,7 @@ impl Format {
     pub const fn platform(self) -> Platform {
         match self {
             Self::AppleAppAttest => Platform::Ios,
+            Self::AndroidKeyAttestation => Platform::Android,
         }
     }
 
@@ -62,6 +68,7 @@ impl Format {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::AppleAppAttest => APP_ATTEST_FORMAT,
+            Self::AndroidKeyAttestation => ANDROID_KEY_ATTESTATION_FORMAT,
         }
     }
 }
@@ -141,15 +148,19 @@ pub trait PlatformVerifier {
 pub struct ProofFields<'a> {
     /// `token`: App Attest's attestation or assertion object (base64).
     pub token: Option<&'a str>,
+    /// `x5c`: Android's certificate chain (base64 DER, leaf first).
+    pub x5c: Option<&'a [String]>,
+    /// `signature`: Android's signature over the payload (base64).
+    pub signature: Option<&'a str>,
 }
 
 impl<'a> ProofFields<'a> {
     /// The field `name`, which `format` requires: 400 `malformed_request` without it.
-    fn required(
-        value: Option<&'a str>,
+    fn required<T: ?Sized>(
+        value: Option<&'a T>,
         name: &'static str,
         format: Format,
-    ) -> Result<&'a str, ApiError> {
+    ) -> Result<&'a T, ApiError> {
         value.ok_or_else(|| ApiError::field(name, format!("{} requires {name}", format.as_str())))
     }
 }
@@ -159,6 +170,8 @@ impl<'a> ProofFields<'a> {
 pub enum AttestationProof {
     /// An App Attest attestation object.
     AppleAppAttest(<AppAttest as PlatformVerifier>::Attestation),
+    /// An Android Key Attestation chain.
+    AndroidKeyAttestation(<KeyAttestation as PlatformVerifier>::Attestation),
 }
 
 impl AttestationProof {
@@ -168,6 +181,20 @@ impl AttestationProof {
             Format::AppleAppAttest => {
                 let token = ProofFields::required(fields.token, "token", format)?;
                 Ok(Self::AppleAppAttest(decode_base64("token", token)?))
+            }
+            Format::AndroidKeyAttestation => {
+                let x5c = ProofFields::required(fields.x5c, "x5c", format)?;
+                if x5c.is_empty() || x5c.len() > MAX_CHAIN_CERTIFICATES {
+                    return Err(ApiError::field(
+                        "x5c",
+                        format!("x5c holds 1 to {MAX_CHAIN_CERTIFICATES} certificates"),
+                    ));
+                }
+                let chain = x5c
+                    .iter()
+                    .map(|certificate| decode_base64("x5c", certificate))
+                    .collect::<Result<_, _>>()?;
+                Ok(Self::AndroidKeyAttestation(chain))
             }
         }
     }
@@ -184,6 +211,9 @@ impl AttestationProof {
             Self::AppleAppAttest(proof) => {
                 AppAttest::verify_attestation(app, key_id, challenge, proof, at)
             }
+            Self::AndroidKeyAttestation(chain) => {
+                KeyAttestation::verify_attestation(app, key_id, challenge, chain, at)
+            }
         }
     }
 }
@@ -193,6 +223,8 @@ impl AttestationProof {
 pub enum AssertionProof {
     /// An App Attest assertion object.
     AppleAppAttest(<AppAttest as PlatformVerifier>::Assertion),
+    /// A signature by an Android Key Attestation key over the payload.
+    AndroidKeyAttestation(<KeyAttestation as PlatformVerifier>::Assertion),
 }
 
 impl AssertionProof {
@@ -203,6 +235,13 @@ impl AssertionProof {
                 let token = ProofFields::required(fields.token, "token", format)?;
                 Ok(Self::AppleAppAttest(decode_base64("token", token)?))
             }
+            Format::AndroidKeyAttestation => {
+                let signature = ProofFields::required(fields.signature, "signature", format)?;
+                Ok(Self::AndroidKeyAttestation(decode_base64(
+                    "signature",
+                    signature,
+                )?))
+            }
         }
     }
 
@@ -210,6 +249,7 @@ impl AssertionProof {
     pub const fn platform(&self) -> Platform {
         match self {
             Self::AppleAppAttest(_) => Platform::Ios,
+            Self::AndroidKeyAttestation(_) => Platform::Android,
         }
     }
 
@@ -228,6 +268,9 @@ impl AssertionProof {
         match self {
             Self::AppleAppAttest(proof) => {
                 AppAttest::verify_assertion(state, app, key, payload, proof)
+            }
+            Self::AndroidKeyAttestation(signature) => {
+                KeyAttestation::verify_assertion(state, app, key, payload, signature)
             }
         }
     }
@@ -248,6 +291,7 @@ mod tests {
             ("iOS", "apple-app-attest", "platform"),
             ("ios", "apple-devicecheck", "format"),
             ("ios", "android-key-attestation", "format"),
+            ("android", "apple-app-attest", "format"),
             ("", "", "platform"),
         ] {
             match Format::parse(platform, format) {

@@ -5,12 +5,15 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use attest_core::android::{AndroidError, AndroidVerifier};
 use attest_core::apple::assertion::CredentialPublicKey;
 use attest_core::apple::attestation::AttestationVerifier;
 use attest_core::apple::{AppId, AppleError, EnvironmentPolicy, KeyId};
 use attest_store::AnyStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use super::android::RevocationLists;
+use super::android::verify::{AndroidSide, RequestKey};
 use super::config::{AppConfig, Config};
 use super::error::ApiError;
 use super::tokens::Tokens;
@@ -27,8 +30,10 @@ pub struct AppState {
     pub apps: Apps,
     /// JWT signing keys.
     pub tokens: Tokens,
-    /// Parsed credential keys by key id.
-    pub keys: KeyCache,
+    /// Parsed App Attest credential keys by key id.
+    pub keys: KeyCache<CredentialPublicKey>,
+    /// Parsed Android request-signing keys by key id.
+    pub request_keys: KeyCache<RequestKey>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Apple's APIs: receipt refresh, DeviceCheck, Apple's health (see `server::apple`).
@@ -45,11 +50,20 @@ pub struct AppState {
     pub limits: super::limits::RateLimits,
 }
 
-/// One accepted app and the verifier that applies to it.
+/// One accepted app and the verifiers of its platforms.
 #[derive(Debug)]
 pub struct App {
     /// Its configuration.
     pub config: AppConfig,
+    /// Its iOS side, if it has one.
+    pub apple: Option<AppleSide>,
+    /// Its Android side, if it has one.
+    pub android: Option<AndroidSide>,
+}
+
+/// An app's iOS side as the App Attest verifier uses it.
+#[derive(Debug)]
+pub struct AppleSide {
     /// The App ID as the one-element list the core takes.
     pub ids: [AppId; 1],
     /// Apple's roots, plus the danger roots (development keys only) when the app accepts
@@ -58,7 +72,7 @@ pub struct App {
 }
 
 impl App {
-    /// The App ID text.
+    /// The app's name (its App ID, or its Android package for an Android-only app).
     pub fn id(&self) -> &str {
         self.config.id.as_str()
     }
@@ -68,14 +82,18 @@ impl App {
 #[derive(Debug)]
 pub struct Apps {
     by_id: HashMap<String, Arc<App>>,
+    /// Android packages of apps named otherwise (an iOS App ID), to the same apps.
+    by_package: HashMap<String, Arc<App>>,
 }
 
 impl Apps {
-    /// Builds one verifier for production-only apps (Apple's roots only) and, if danger roots
-    /// are configured, one more for apps that accept development keys: Apple's roots plus the
-    /// extra ones, which the core lets vouch for development keys only (a production AAGUID
-    /// under an extra root is `environment_mismatch`, whatever the app accepts).
-    pub fn new(config: &Config) -> Result<Self, AppleError> {
+    /// Builds one App Attest verifier for production-only apps (Apple's roots only) and, if
+    /// danger roots are configured, one more for apps that accept development keys: Apple's
+    /// roots plus the extra ones, which the core lets vouch for development keys only (a
+    /// production AAGUID under an extra root is `environment_mismatch`, whatever the app
+    /// accepts). Android apps share one Key Attestation verifier: Google's two keys, plus the
+    /// danger Android roots, and `revocation`, Google's status list.
+    pub fn new(config: &Config, revocation: &Arc<RevocationLists>) -> Result<Self, StateError> {
         let apple = Arc::new(AttestationVerifier::apple());
         let has_danger_roots = !config.danger_extra_attestation_roots.is_empty()
             || !config.danger_extra_receipt_roots.is_empty();
@@ -90,36 +108,53 @@ impl Apps {
         } else {
             Arc::clone(&apple)
         };
-        let by_id = config
-            .apps
-            .iter()
-            .map(|app| {
-                let verifier = if app.environment == EnvironmentPolicy::Production {
+        let android = Arc::new(if config.danger_extra_android_roots.is_empty() {
+            AndroidVerifier::google()
+        } else {
+            AndroidVerifier::with_extra_roots(ders(&config.danger_extra_android_roots))?
+        });
+        let mut by_id = HashMap::new();
+        let mut by_package = HashMap::new();
+        for app in &config.apps {
+            let apple_side = app.apple.as_ref().map(|id| AppleSide {
+                ids: [id.clone()],
+                verifier: if app.environment == EnvironmentPolicy::Production {
                     Arc::clone(&apple)
                 } else {
                     Arc::clone(&extended)
-                };
-                let entry = App {
-                    config: app.clone(),
-                    ids: [app.id.clone()],
-                    verifier,
-                };
-                (app.id.as_str().to_owned(), Arc::new(entry))
-            })
-            .collect();
-        Ok(Self { by_id })
+                },
+            });
+            let android_side = app.android.as_ref().map(|side| AndroidSide {
+                verifier: Arc::clone(&android),
+                expected: side.expected_app(),
+                policy: side.policy(),
+                revocation: Arc::clone(revocation),
+            });
+            let entry = Arc::new(App {
+                config: app.clone(),
+                apple: apple_side,
+                android: android_side,
+            });
+            for name in app.names().skip(1) {
+                by_package.insert(name.to_owned(), Arc::clone(&entry));
+            }
+            by_id.insert(app.id.as_str().to_owned(), entry);
+        }
+        Ok(Self { by_id, by_package })
     }
 
-    /// The app with this App ID.
+    /// The app with this name (as keys and decisions record it).
     pub fn get(&self, app_id: &str) -> Option<&Arc<App>> {
         self.by_id.get(app_id)
     }
 
-    /// The app a request names, or the only configured app when it names none.
+    /// The app a request names (by its name or its Android package), or the only configured
+    /// app when it names none.
     pub fn resolve(&self, app_id: Option<&str>) -> Result<&Arc<App>, ApiError> {
         match app_id {
             Some(app_id) => self
                 .get(app_id)
+                .or_else(|| self.by_package.get(app_id))
                 .ok_or_else(|| ApiError::UnknownApp(app_id.into())),
             None if self.by_id.len() == 1 => self.by_id.values().next().ok_or(ApiError::Internal),
             None => Err(ApiError::field(
@@ -129,7 +164,7 @@ impl Apps {
         }
     }
 
-    /// Every configured App ID, sorted.
+    /// Every configured app name, sorted.
     pub fn ids(&self) -> Vec<&str> {
         let mut ids: Vec<&str> = self.by_id.keys().map(String::as_str).collect();
         ids.sort_unstable();
@@ -137,15 +172,26 @@ impl Apps {
     }
 }
 
+/// Why the apps' verifiers cannot be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A danger App Attest root does not parse.
+    #[error("{0}")]
+    Apple(#[from] AppleError),
+    /// A danger Android root does not parse.
+    #[error("{0}")]
+    Android(#[from] AndroidError),
+}
+
 /// Parsed credential public keys, so an assertion costs one signature check and no DER parse.
 /// Keys are immutable once attested (the store never overwrites one), so an entry never goes
 /// stale; the map is bounded and evicts an arbitrary entry when full.
-pub struct KeyCache {
+pub struct KeyCache<T> {
     capacity: usize,
-    keys: Mutex<HashMap<KeyId, Arc<CredentialPublicKey>>>,
+    keys: Mutex<HashMap<KeyId, Arc<T>>>,
 }
 
-impl KeyCache {
+impl<T> KeyCache<T> {
     /// An empty cache holding at most `capacity` keys.
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -154,16 +200,16 @@ impl KeyCache {
         }
     }
 
-    /// The parsed key for `key_id`, parsing `spki` on a miss.
-    pub fn get_or_parse(
+    /// The parsed key for `key_id`, running `parse` on a miss.
+    pub fn get_or_parse<E>(
         &self,
         key_id: KeyId,
-        spki: &[u8],
-    ) -> Result<Arc<CredentialPublicKey>, AppleError> {
+        parse: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Arc<T>, E> {
         if let Some(key) = self.lock().get(&key_id) {
             return Ok(Arc::clone(key));
         }
-        let key = Arc::new(CredentialPublicKey::from_spki(spki)?);
+        let key = Arc::new(parse()?);
         let mut keys = self.lock();
         if keys.len() >= self.capacity
             && let Some(evicted) = keys.keys().next().copied()
@@ -176,7 +222,7 @@ impl KeyCache {
         Ok(key)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<KeyId, Arc<CredentialPublicKey>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<KeyId, Arc<T>>> {
         // A panic while holding this lock cannot leave the map inconsistent (single inserts
         // and removes), so a poisoned lock is still usable.
         self.keys
@@ -185,7 +231,7 @@ impl KeyCache {
     }
 }
 
-impl fmt::Debug for KeyCache {
+impl<T> fmt::Debug for KeyCache<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyCache")
             .field("capacity", &self.capacity)

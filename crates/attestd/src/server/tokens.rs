@@ -153,6 +153,7 @@ impl Tokens {
             exp: expires_at,
             key_id: URL_SAFE_NO_PAD.encode(device.key_id),
             env: device.environment,
+            platform: device.platform(),
             extra,
         };
         let token = self.read().issue(&claims).map_err(|error| {

@@ -12,7 +12,10 @@ use tokio::task::JoinSet;
 
 const ATTEMPTS: usize = 50;
 
-on_both_stores!(one_of_fifty_identical_requests_wins_across_two_instances);
+on_both_stores!(
+    one_of_fifty_identical_requests_wins_across_two_instances,
+    one_of_fifty_identical_android_requests_wins_across_two_instances,
+);
 
 /// Sends `body` to `path` `ATTEMPTS` times at once, alternating between the servers.
 async fn race(
@@ -79,5 +82,40 @@ async fn one_of_fifty_identical_requests_wins_across_two_instances(db: &Db) {
             "counter_invalid" => assert_eq!(*status, StatusCode::UNPROCESSABLE_ENTITY),
             _ => panic!("unexpected answer {status} {body}"),
         }
+    }
+}
+
+/// Android has no counter: the spent challenge alone lets one of the copies through.
+async fn one_of_fifty_identical_android_requests_wins_across_two_instances(db: &Db) {
+    use crate::android::{PACKAGE, SIGNING_DIGEST, android_config, attestation_body, chain,
+        signed_request};
+    let servers = [
+        Arc::new(Server::start_with(android_config(db)).await),
+        Arc::new(Server::start_with(android_config(db)).await),
+    ];
+    let challenge = servers[0].challenge(PACKAGE).await;
+    let device = chain(&challenge, PACKAGE, &SIGNING_DIGEST);
+    let answers = race(&servers, "/v1/attestations", &attestation_body(&device, &challenge)).await;
+    let winners: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(winners.len(), 1, "{answers:?}");
+    let next = winners[0].1["nextChallenge"]["challenge"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let answers = race(&servers, "/v1/assertions", &signed_request(&device, &next)).await;
+    let accepted = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    assert_eq!(accepted, 1, "{answers:?}");
+    for (status, body) in answers
+        .iter()
+        .filter(|(status, _)| *status != StatusCode::OK)
+    {
+        assert_eq!(*status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["code"], "challenge_invalid", "{body}");
     }
 }

@@ -10,6 +10,7 @@ mod apple;
 mod common;
 
 mod admin_filters;
+mod android;
 mod android_revocation;
 mod api_flow;
 mod api_rejections;

@@ -17,7 +17,7 @@ const HOUR: Duration = Duration::from_secs(60 * 60);
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AndroidArgs {
     /// Fetch Google's Android attestation status list (revocation) in the background
-    /// [default: false].
+    /// [default: true when an app has an Android side].
     #[arg(
         long = "android-revocation-list",
         env = "ATTESTD_ANDROID_REVOCATION_LIST_ENABLED",
@@ -62,10 +62,17 @@ pub struct FileAndroid {
     revocation_list_failure_backoff_max_secs: Option<u64>,
 }
 
+impl FileAndroid {
+    /// Whether the file says whether to fetch the list.
+    pub fn sets_enabled(&self) -> bool {
+        self.revocation_list_enabled.is_some()
+    }
+}
+
 /// How the status list is fetched and how old it may get. See docs/operations.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevocationListSettings {
-    /// Whether the fetcher runs. Off by default while no Android app can be configured.
+    /// Whether the fetcher runs. By default, whenever an app has an Android side.
     pub enabled: bool,
     /// The status list URL (Google's, or a mirror for air-gapped setups).
     pub url: String,

@@ -1,11 +1,18 @@
-//! Android in attestd's server: Google's attestation status list (revocation), fetched on a
-//! schedule, stored and held parsed for the verifiers ([`revocation`]); its settings
-//! ([`config`], the `[android]` section); and its admin view ([`admin`]). See
-//! docs/operations.md, "Android revocation list".
+//! Android in attestd's server: Key Attestation chains register a key and requests signed by
+//! it are its assertions ([`verify`], the platform's verifier); each app's Android side
+//! ([`app`]: package, signing certificates, policy). Google's attestation status list
+//! (revocation) is fetched on a schedule, stored and held parsed for the verifier
+//! ([`revocation`]); its settings ([`config`], the `[android]` section); its admin view
+//! ([`admin`]). See docs/android.md and docs/operations.md, "Android revocation list".
+//!
+//! There is no sign counter on Android: the one-time challenge a signed request carries is its
+//! replay defence, spent atomically by the store like an App Attest assertion's.
 
 pub mod admin;
+pub mod app;
 pub mod config;
 pub mod revocation;
+pub mod verify;
 
 use std::sync::Arc;
 

@@ -3,7 +3,9 @@
 
 use attest_core::apple::AppleError;
 use attest_core::apple::KeyId;
-use attest_core::apple::assertion::{AssertionRequest, hash_client_data, verify_assertion};
+use attest_core::apple::assertion::{
+    AssertionRequest, CredentialPublicKey, hash_client_data, verify_assertion,
+};
 use attest_core::apple::attestation::{
     AttestationRequest, ReceiptCheck, ReceiptPolicy, hash_challenge,
 };
@@ -12,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::server::error::ApiError;
 use crate::server::platform::{PlatformVerifier, Signed, VerifiedKey, unix_time};
-use crate::server::state::{App, AppState};
+use crate::server::state::{App, AppState, AppleSide};
 use crate::server::telemetry::{Severity, server_failure};
 
 /// App Attest (`ios`, `apple-app-attest`).
@@ -32,14 +34,15 @@ impl PlatformVerifier for AppAttest {
         attestation: &Vec<u8>,
         at: OffsetDateTime,
     ) -> Result<VerifiedKey, ApiError> {
+        let side = apple_side(app)?;
         let client_data_hash = hash_challenge(challenge.as_bytes());
         let mut request =
-            AttestationRequest::new(key_id, &client_data_hash, &app.ids, unix_time(at));
+            AttestationRequest::new(key_id, &client_data_hash, &side.ids, unix_time(at));
         request.environment = app.config.environment;
         // The receipt's validity is scored (`receipt_invalid`, `receipt_missing`) and can be
         // required by the policy (`require_valid_receipt`), so the core reports it.
         request.receipt = ReceiptPolicy::Report;
-        let verified = app.verifier.verify(attestation, &request)?;
+        let verified = side.verifier.verify(attestation, &request)?;
         Ok(VerifiedKey {
             public_key_spki: verified.public_key().to_vec(),
             environment: verified.environment(),
@@ -61,9 +64,12 @@ impl PlatformVerifier for AppAttest {
     ) -> Result<Signed, ApiError> {
         // An App Attest key always has a counter (the store checks it).
         let stored = key.counter.ok_or(ApiError::KeyUnknown)?;
+        let side = apple_side(app)?;
         let public_key = state
             .keys
-            .get_or_parse(key.key_id, &key.public_key_spki)
+            .get_or_parse(key.key_id, || {
+                CredentialPublicKey::from_spki(&key.public_key_spki)
+            })
             .map_err(|error| {
                 server_failure(Severity::Bug, "stored public key does not parse", &error);
                 ApiError::Internal
@@ -72,7 +78,7 @@ impl PlatformVerifier for AppAttest {
         let request = AssertionRequest {
             public_key: &public_key,
             client_data_hash: &client_data_hash,
-            app_ids: &app.ids,
+            app_ids: &side.ids,
             previous_counter: stored,
         };
         match verify_assertion(assertion, &request) {
@@ -86,4 +92,12 @@ impl PlatformVerifier for AppAttest {
             Err(error) => Err(error.into()),
         }
     }
+}
+
+/// The app's iOS side: 400 `unsupported_platform` for an Android-only app.
+fn apple_side(app: &App) -> Result<&AppleSide, ApiError> {
+    app.apple.as_ref().ok_or(ApiError::UnsupportedPlatform {
+        field: "platform",
+        value: "ios".into(),
+    })
 }

@@ -90,6 +90,10 @@ pub struct Config {
     pub danger_extra_attestation_roots: Vec<TrustRoot>,
     /// Extra receipt roots (DER), same rule.
     pub danger_extra_receipt_roots: Vec<TrustRoot>,
+    /// Extra Android attestation roots (DER), trusted for Android apps besides Google's two
+    /// keys; chains under them are never real devices and are not looked up in Google's
+    /// revocation list.
+    pub danger_extra_android_roots: Vec<TrustRoot>,
     /// Bearer token of the admin API; `None` disables it.
     pub admin_token: Option<Secret>,
     /// JWT `iss`.
@@ -159,6 +163,7 @@ impl Config {
             danger_allow_readable_secrets: false,
             apps: Vec::new(),
             danger_extra_attestation_roots: Vec::new(),
+            danger_extra_android_roots: Vec::new(),
             danger_extra_receipt_roots: Vec::new(),
             admin_token: None,
             issuer: DEFAULT_ISSUER.to_owned(),
@@ -235,20 +240,29 @@ impl Config {
             .token_ttl
             .or(file.token_ttl_secs)
             .unwrap_or(DEFAULT_TOKEN_TTL_SECS);
-        config.apps = if args.apps.is_empty() {
+        config.apps = if args.apps.is_empty() && args.android_apps.is_empty() {
             file.apps
                 .into_iter()
                 .map(|app| app.resolve(default_token_ttl))
                 .collect::<Result<_, _>>()?
         } else {
-            args.apps
+            let apple = args
+                .apps
                 .iter()
-                .map(|spec| {
-                    let mut app = AppConfig::new(spec.id.clone(), spec.environment);
-                    app.token_ttl = Duration::from_secs(default_token_ttl);
-                    app
+                .map(|spec| Ok(AppConfig::new(spec.id.clone(), spec.environment)));
+            let android = args
+                .android_apps
+                .iter()
+                .map(|android| AppConfig::android(android.clone()));
+            apple
+                .chain(android)
+                .map(|app| {
+                    app.map(|mut app: AppConfig| {
+                        app.token_ttl = Duration::from_secs(default_token_ttl);
+                        app
+                    })
                 })
-                .collect()
+                .collect::<Result<_, ConfigError>>()?
         };
         for setting in &args.app_modes {
             config.app_mut(&setting.app_id)?.policy.mode = setting.value;
@@ -291,8 +305,18 @@ impl Config {
             .collect();
         config.webhook_settings = file.webhook_delivery.resolve();
         config.apple = crate::server::apple::AppleConfig::resolve(&args.apple, file.apple, base)?;
+        let explicit = args.android.revocation_list_enabled.is_some()
+            || file
+                .android
+                .as_ref()
+                .is_some_and(crate::server::android::FileAndroid::sets_enabled);
         config.android =
             crate::server::android::AndroidConfig::resolve(&args.android, file.android)?;
+        if !explicit {
+            // The list is fetched whenever an app has an Android side, unless told otherwise.
+            config.android.revocation_list.enabled =
+                config.apps.iter().any(|app| app.android.is_some());
+        }
         let attestation_roots = pick_paths(
             &args.danger_extra_attestation_roots,
             &file.danger_extra_attestation_roots,
@@ -307,6 +331,14 @@ impl Config {
             .iter()
             .map(|path| TrustRoot::from_pem_file(path))
             .collect::<Result<_, _>>()?;
+        config.danger_extra_android_roots = pick_paths(
+            &args.danger_extra_android_roots,
+            &file.danger_extra_android_roots,
+            base,
+        )
+        .iter()
+        .map(|path| TrustRoot::from_pem_file(path))
+        .collect::<Result<_, _>>()?;
         config.danger_extra_receipt_roots = receipt_roots
             .iter()
             .map(|path| TrustRoot::from_pem_file(path))
@@ -360,7 +392,7 @@ impl Config {
     fn app_mut(&mut self, app_id: &str) -> Result<&mut AppConfig, ConfigError> {
         self.apps
             .iter_mut()
-            .find(|app| app.id.as_str() == app_id)
+            .find(|app| app.names().any(|name| name == app_id))
             .ok_or_else(|| ConfigError::App(format!("{app_id:?} is not a configured app")))
     }
 
@@ -445,10 +477,20 @@ impl Config {
                 ConfigError::KeyEncryptionKey(KEY_ENCRYPTION_KEY_ENV.into(), reason)
             })?;
         }
-        let mut ids: Vec<&str> = self.apps.iter().map(|app| app.id.as_str()).collect();
+        let mut ids: Vec<&str> = self.apps.iter().flat_map(AppConfig::names).collect();
         ids.sort_unstable();
         if ids.windows(2).any(|pair| pair.first() == pair.get(1)) {
-            return Err(ConfigError::Invalid("an app is configured twice"));
+            return Err(ConfigError::Invalid(
+                "an app is configured twice (names and Android packages must be unique)",
+            ));
+        }
+        if !self.danger_extra_android_roots.is_empty()
+            && !self.apps.is_empty()
+            && !self.apps.iter().any(|app| app.android.is_some())
+        {
+            return Err(ConfigError::Invalid(
+                "danger_extra_android_roots without any app with an Android side",
+            ));
         }
         Ok(())
     }
@@ -481,9 +523,15 @@ pub fn parse_key_encryption_key(
 /// One accepted app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppConfig {
-    /// `TEAMID.bundle.id`.
-    pub id: AppId,
-    /// Accepted App Attest environments.
+    /// The app's name, as requests and the decision log name it: its App ID
+    /// (`TEAMID.bundle.id`) when it has an iOS side, else its Android package name.
+    pub id: attest_types::AppId,
+    /// The iOS side: the App ID App Attest checks; `None` for an Android-only app.
+    pub apple: Option<AppId>,
+    /// The Android side (`--android-app`, `[apps.android]`): package, signing certificates and
+    /// Key Attestation policy; `None` for an iOS-only app.
+    pub android: Option<crate::server::android::app::AndroidAppConfig>,
+    /// Accepted App Attest environments (iOS side).
     pub environment: EnvironmentPolicy,
     /// Lifetime of the JWTs issued for this app.
     pub token_ttl: Duration,
@@ -505,10 +553,12 @@ pub struct AppConfig {
 }
 
 impl AppConfig {
-    /// An app with the default token lifetime, policy (enforce) and weights.
+    /// An iOS app with the default token lifetime, policy (enforce) and weights.
     pub fn new(id: AppId, environment: EnvironmentPolicy) -> Self {
         Self {
-            id,
+            id: id.name().clone(),
+            apple: Some(id),
+            android: None,
             environment,
             token_ttl: Duration::from_secs(DEFAULT_TOKEN_TTL_SECS),
             published: environment == EnvironmentPolicy::Production,
@@ -517,6 +567,36 @@ impl AppConfig {
             device_check_fallback: false,
             link_secret: None,
         }
+    }
+
+    /// An Android-only app, named by its package.
+    pub fn android(
+        android: crate::server::android::app::AndroidAppConfig,
+    ) -> Result<Self, ConfigError> {
+        let id = attest_types::AppId::new(android.package.as_str())
+            .map_err(|error| ConfigError::App(format!("{:?}: {error}", android.package)))?;
+        Ok(Self {
+            id,
+            apple: None,
+            android: Some(android),
+            environment: EnvironmentPolicy::Production,
+            token_ttl: Duration::from_secs(DEFAULT_TOKEN_TTL_SECS),
+            published: true,
+            policy: attest_policy::Policy::default(),
+            risk: attest_policy::RiskWeights::default(),
+            device_check_fallback: false,
+            link_secret: None,
+        })
+    }
+
+    /// The names a request may call the app by: its name and its Android package.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        let package = self
+            .android
+            .as_ref()
+            .map(|android| android.package.as_str())
+            .filter(|package| *package != self.id.as_str());
+        std::iter::once(self.id.as_str()).chain(package)
     }
 }
 

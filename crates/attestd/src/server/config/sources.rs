@@ -73,6 +73,21 @@ pub struct ServeArgs {
         value_name = "PEM"
     )]
     pub danger_extra_receipt_roots: Vec<PathBuf>,
+    /// An Android app: `PACKAGE=DIGEST[,DIGEST...]` (repeatable), DIGEST being the standard
+    /// base64 (or hex) SHA-256 of a signing certificate; split at the first `=`. The app is
+    /// named by its package. The config file's `[apps.android]` sets its policy knobs.
+    #[arg(long = "android-app", value_name = "PACKAGE=DIGEST[,DIGEST...]")]
+    pub android_apps: Vec<crate::server::android::app::AndroidAppConfig>,
+    /// DANGER: PEM file of an extra Android attestation root (repeatable), trusted for Android
+    /// apps besides Google's two keys. Never a real device; its chains are not looked up in
+    /// Google's revocation list. For simulators and tests only.
+    #[arg(
+        long = "danger-extra-android-root",
+        env = "ATTESTD_DANGER_EXTRA_ANDROID_ROOTS",
+        value_delimiter = ',',
+        value_name = "PEM"
+    )]
+    pub danger_extra_android_roots: Vec<PathBuf>,
     /// Bearer token for /admin/v1; without one the admin API answers 404.
     #[arg(
         long,
@@ -211,6 +226,8 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub(super) danger_extra_receipt_roots: Vec<PathBuf>,
     #[serde(default)]
+    pub(super) danger_extra_android_roots: Vec<PathBuf>,
+    #[serde(default)]
     pub(super) apps: Vec<FileApp>,
     pub(super) key_idle_expiry_days: Option<u64>,
     pub(super) decision_retention_days: Option<u64>,
@@ -246,7 +263,8 @@ impl FileConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileApp {
-    id: String,
+    id: Option<String>,
+    android: Option<crate::server::android::app::FileAndroidApp>,
     environment: Option<String>,
     token_ttl_secs: Option<u64>,
     published: Option<bool>,
@@ -257,16 +275,42 @@ pub(super) struct FileApp {
 }
 
 impl FileApp {
+    /// `id` is the App ID of the iOS side; an app without one is Android-only, named by its
+    /// package.
     pub(super) fn resolve(self, default_token_ttl: u64) -> Result<AppConfig, ConfigError> {
-        let id = AppId::new(self.id.as_str())
-            .map_err(|error| ConfigError::App(format!("{:?}: {error}", self.id)))?;
-        let environment = match self.environment.as_deref() {
-            None => EnvironmentPolicy::Production,
-            Some(text) => text
-                .parse()
-                .map_err(|error| ConfigError::App(format!("{:?}: {error}", self.id)))?,
+        let android = self
+            .android
+            .map(|android| android.resolve().map_err(ConfigError::App))
+            .transpose()?;
+        let mut app = match (self.id, android) {
+            (Some(id), android) => {
+                let apple = AppId::new(id.as_str())
+                    .map_err(|error| ConfigError::App(format!("{id:?}: {error}")))?;
+                let environment = match self.environment.as_deref() {
+                    None => EnvironmentPolicy::Production,
+                    Some(text) => text
+                        .parse()
+                        .map_err(|error| ConfigError::App(format!("{id:?}: {error}")))?,
+                };
+                let mut app = AppConfig::new(apple, environment);
+                app.android = android;
+                app
+            }
+            (None, Some(android)) => {
+                if self.environment.is_some() || self.device_check_fallback.is_some() {
+                    return Err(ConfigError::App(format!(
+                        "{:?}: environment and device_check_fallback are iOS settings",
+                        android.package
+                    )));
+                }
+                AppConfig::android(android)?
+            }
+            (None, None) => {
+                return Err(ConfigError::App(
+                    "an app needs an id (iOS App ID) or an [apps.android] package".into(),
+                ));
+            }
         };
-        let mut app = AppConfig::new(id, environment);
         app.token_ttl = Duration::from_secs(self.token_ttl_secs.unwrap_or(default_token_ttl));
         if let Some(published) = self.published {
             app.published = published;

@@ -88,22 +88,30 @@ impl From<&IssuedChallenge> for ChallengeResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttestationBody {
-    /// Must be `ios` (else 400 `unsupported_platform`).
+    /// `ios` or `android` (else 400 `unsupported_platform`).
     #[schema(value_type = wire::Platform)]
     pub platform: String,
-    /// Must be `apple-app-attest` (else 400 `unsupported_platform`).
-    #[schema(value_type = wire::AppAttestFormat)]
+    /// `apple-app-attest` on iOS, `android-key-attestation` on Android (else 400
+    /// `unsupported_platform`).
+    #[schema(value_type = wire::AttestationFormat)]
     pub format: String,
-    /// The key id from `generateKey`.
+    /// iOS: the key id from `generateKey`. Android: standard base64 of SHA-256 of the leaf
+    /// certificate's SubjectPublicKeyInfo (checked: `key_id_mismatch`).
     #[schema(value_type = wire::KeyId)]
     pub key_id: String,
-    /// The challenge the app hashed into clientDataHash.
+    /// iOS: the challenge the app hashed into clientDataHash. Android: the challenge whose
+    /// UTF-8 bytes the app set as attestationChallenge.
     #[schema(value_type = wire::Challenge)]
     pub challenge: String,
-    /// The attestation object from `attestKey`.
-    #[schema(value_type = wire::Base64)]
-    pub token: String,
-    /// App ID; defaults to the only configured app.
+    /// iOS (required): the attestation object from `attestKey`.
+    #[schema(value_type = Option<wire::Base64>)]
+    pub token: Option<String>,
+    /// Android (required): the Key Attestation certificate chain, base64 DER, leaf first (1 to
+    /// 16 certificates; the root may be left out).
+    #[schema(value_type = Option<Vec<wire::Base64>>)]
+    pub x5c: Option<Vec<String>>,
+    /// The app: its App ID (iOS) or its package name (Android); defaults to the only
+    /// configured app.
     pub app_id: Option<String>,
     /// Optional: a link token from the app's backend (compact HS256 JWT signed with the app's
     /// `link_secret`; claims `aud` = App ID, `sub` = user id, optional `device_id`, `key_id` =
@@ -123,7 +131,7 @@ pub struct AttestationBody {
     /// `device_id`).
     #[schema(value_type = Option<wire::ClientId>)]
     pub device_id: Option<String>,
-    /// Optional: a DeviceCheck token (`DCDevice.generateToken`) from the same device.
+    /// Optional, iOS only: a DeviceCheck token (`DCDevice.generateToken`) from the same device.
     /// With Apple credentials configured, attestd asks Apple about it (development service for
     /// development keys) and scores the answer (`device_check_invalid`,
     /// `device_check_flagged`); Apple being unreachable only leaves the signal out.
@@ -135,7 +143,9 @@ impl AttestationBody {
     /// The fields the platform's proof is read from.
     pub fn proof_fields(&self) -> ProofFields<'_> {
         ProofFields {
-            token: Some(&self.token),
+            token: self.token.as_deref(),
+            x5c: self.x5c.as_deref(),
+            signature: None,
         }
     }
 }
@@ -201,28 +211,35 @@ impl From<&Link> for LinkView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AssertionBody {
-    /// Must be `ios` (else 400 `unsupported_platform`).
+    /// `ios` or `android` (else 400 `unsupported_platform`).
     #[schema(value_type = wire::Platform)]
     pub platform: String,
-    /// Must be `apple-app-attest` (else 400 `unsupported_platform`).
-    #[schema(value_type = wire::AppAttestFormat)]
+    /// `apple-app-attest` on iOS, `android-key-attestation` on Android (else 400
+    /// `unsupported_platform`).
+    #[schema(value_type = wire::AttestationFormat)]
     pub format: String,
     /// The attested key id.
     #[schema(value_type = wire::KeyId)]
     pub key_id: String,
-    /// The exact client data the app hashed: a challenge, or a JSON object whose `challenge`
-    /// field is one.
+    /// The exact client data the app signed (iOS: hashed into the assertion): a challenge, or
+    /// a JSON object whose `challenge` field is one.
     pub payload: String,
-    /// The assertion object from `generateAssertion`.
-    #[schema(value_type = wire::Base64)]
-    pub token: String,
+    /// iOS (required): the assertion object from `generateAssertion`.
+    #[schema(value_type = Option<wire::Base64>)]
+    pub token: Option<String>,
+    /// Android (required): the attested key's signature over the payload's UTF-8 bytes, base64
+    /// (`SHA256withECDSA`, DER; or `SHA256withRSA`, PKCS#1 v1.5 or PSS).
+    #[schema(value_type = Option<wire::Base64>)]
+    pub signature: Option<String>,
 }
 
 impl AssertionBody {
     /// The fields the platform's proof is read from.
     pub fn proof_fields(&self) -> ProofFields<'_> {
         ProofFields {
-            token: Some(&self.token),
+            token: self.token.as_deref(),
+            x5c: None,
+            signature: self.signature.as_deref(),
         }
     }
 }

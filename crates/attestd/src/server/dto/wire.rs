@@ -113,18 +113,21 @@ macro_rules! wire_format {
 }
 
 wire_format!(
-    /// `platform`: `ios`.
+    /// `platform`: `ios` or `android`.
     Platform,
     "Platform",
-    text("The client's platform: `ios`.").enum_values(Some(["ios"]))
+    text("The client's platform: `ios` or `android`.").enum_values(Some(["ios", "android"]))
 );
 
 wire_format!(
-    /// `format` of App Attest requests.
-    AppAttestFormat,
-    "AppAttestFormat",
-    text("`apple-app-attest`: an App Attest attestation or assertion.")
-        .enum_values(Some([crate::server::platform::APP_ATTEST_FORMAT]))
+    /// `format` of attestations and assertions.
+    AttestationFormat,
+    "AttestationFormat",
+    text(
+        "`apple-app-attest` (with platform `ios`): App Attest; `android-key-attestation` \
+         (with platform `android`): Key Attestation and signed requests."
+    )
+    .enum_values(Some(crate::server::platform::Format::ALL.map(|format| format.as_str())))
 );
 
 wire_format!(

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use attest_core::VerifyError;
 use attest_core::apple::AppleError;
 use axum::Json;
 use axum::extract::State;
@@ -138,9 +139,8 @@ impl HostedError {
                 hosted_code: Some(HostedCode::Att003),
                 ..
             } => ("bundle_mismatch", "ATT_003"),
-            ApiError::Verification(AppleError::AppIdMismatch) | ApiError::UnknownApp(_) => {
-                ("bundle_mismatch", "ATT_003")
-            }
+            ApiError::Verification(VerifyError::Apple(AppleError::AppIdMismatch))
+            | ApiError::UnknownApp(_) => ("bundle_mismatch", "ATT_003"),
             error if error.status().is_server_error() => ("server_error", "ATT_000"),
             _ => ("invalid_attestation", "ATT_002"),
         }
@@ -156,7 +156,9 @@ impl HostedError {
             error => error.code(),
         };
         details.insert("reason".into(), json!(reason));
-        if let ApiError::Verification(AppleError::ReceiptInvalid(receipt)) = self.0.inner() {
+        if let ApiError::Verification(VerifyError::Apple(AppleError::ReceiptInvalid(receipt))) =
+            self.0.inner()
+        {
             details.insert("receiptReason".into(), json!(receipt.reason()));
         }
         if let ApiError::LinkTokenInvalid(rejection) = self.0.inner() {
