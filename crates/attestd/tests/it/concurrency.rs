@@ -87,15 +87,21 @@ async fn one_of_fifty_identical_requests_wins_across_two_instances(db: &Db) {
 
 /// Android has no counter: the spent challenge alone lets one of the copies through.
 async fn one_of_fifty_identical_android_requests_wins_across_two_instances(db: &Db) {
-    use crate::android::{PACKAGE, SIGNING_DIGEST, android_config, attestation_body, chain,
-        signed_request};
+    use crate::android::{
+        PACKAGE, SIGNING_DIGEST, android_config, attestation_body, chain, signed_request,
+    };
     let servers = [
         Arc::new(Server::start_with(android_config(db)).await),
         Arc::new(Server::start_with(android_config(db)).await),
     ];
     let challenge = servers[0].challenge(PACKAGE).await;
     let device = chain(&challenge, PACKAGE, &SIGNING_DIGEST);
-    let answers = race(&servers, "/v1/attestations", &attestation_body(&device, &challenge)).await;
+    let answers = race(
+        &servers,
+        "/v1/attestations",
+        &attestation_body(&device, &challenge),
+    )
+    .await;
     let winners: Vec<_> = answers
         .iter()
         .filter(|(status, _)| *status == StatusCode::CREATED)
