@@ -16,6 +16,7 @@ pub use policy::{
 };
 pub use risk::{Band, FactorName, MAX_SCORE, RiskAssessment, RiskFactor, assess};
 pub use signals::{
-    DeviceCheck, Environment, FailureCounts, ReceiptStatus, Signals, Verification, WindowCount,
+    AndroidSignals, DeviceCheck, Environment, FailureCounts, ReceiptStatus, Signals, Verification,
+    WindowCount,
 };
 pub use weights::RiskWeights;

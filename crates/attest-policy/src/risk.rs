@@ -4,10 +4,11 @@ use std::fmt;
 use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::signals::{
-    DeviceCheck, Environment, ReceiptStatus, Signals, Verification, fmt_duration, to_hex,
+    AndroidSignals, DeviceCheck, Environment, ReceiptStatus, Signals, Verification, fmt_duration,
+    to_hex,
 };
 use crate::weights::RiskWeights;
 
@@ -105,11 +106,19 @@ pub enum FactorName {
     DeviceCheckInvalid,
     /// A DeviceCheck bit the app treats as a flag is set for the device.
     DeviceCheckFlagged,
+    /// Android: KeyMint keeps the key in software, not in a TEE or StrongBox.
+    SoftwareBackedKey,
+    /// Android: the bootloader is unlocked (or the boot chain was not verified).
+    UnlockedBootloader,
+    /// Android: the boot chain verified with a user-installed key (custom ROM, relocked).
+    SelfSignedBoot,
+    /// Android: the OS patch level is older than the app accepts without a mark.
+    OldPatchLevel,
 }
 
 impl FactorName {
     /// Every factor, in the order [`assess`] evaluates and lists them.
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 20] = [
         Self::VerificationFailed,
         Self::ReceiptInvalid,
         Self::ReceiptMissing,
@@ -126,6 +135,10 @@ impl FactorName {
         Self::UnexpectedValidationCategory,
         Self::DeviceCheckInvalid,
         Self::DeviceCheckFlagged,
+        Self::SoftwareBackedKey,
+        Self::UnlockedBootloader,
+        Self::SelfSignedBoot,
+        Self::OldPatchLevel,
     ];
 
     /// The stable snake_case id, e.g. `high_apple_risk_metric`.
@@ -147,6 +160,10 @@ impl FactorName {
             Self::UnexpectedValidationCategory => "unexpected_validation_category",
             Self::DeviceCheckInvalid => "device_check_invalid",
             Self::DeviceCheckFlagged => "device_check_flagged",
+            Self::SoftwareBackedKey => "software_backed_key",
+            Self::UnlockedBootloader => "unlocked_bootloader",
+            Self::SelfSignedBoot => "self_signed_boot",
+            Self::OldPatchLevel => "old_patch_level",
         }
     }
 }
@@ -452,7 +469,81 @@ pub fn assess(signals: &Signals, weights: &RiskWeights) -> RiskAssessment {
         | None => {}
     }
 
+    if let Some(android) = &signals.android {
+        assess_android(android, signals.now, weights, &mut add);
+    }
+
     RiskAssessment::from_factors(factors, signals.receipt.clone(), signals.environment)
+}
+
+/// The Android factors, in [`FactorName::ALL`] order.
+fn assess_android(
+    android: &AndroidSignals,
+    now: OffsetDateTime,
+    weights: &RiskWeights,
+    add: &mut impl FnMut(FactorName, u8, String),
+) {
+    use attest_types::evidence::VerifiedBootState;
+    if android.software_backed {
+        add(
+            FactorName::SoftwareBackedKey,
+            weights.software_backed_key,
+            "KeyMint keeps the key in software".to_owned(),
+        );
+    }
+    let unverified = matches!(
+        android.verified_boot_state,
+        Some(VerifiedBootState::Unverified | VerifiedBootState::Failed)
+    );
+    if android.device_locked == Some(false) || unverified {
+        let state = android
+            .verified_boot_state
+            .map_or("unknown", VerifiedBootState::as_str);
+        let locked = match android.device_locked {
+            Some(true) => "locked",
+            Some(false) => "unlocked",
+            None => "lock state unknown",
+        };
+        add(
+            FactorName::UnlockedBootloader,
+            weights.unlocked_bootloader,
+            format!("bootloader {locked}, verified boot state {state}"),
+        );
+    }
+    if android.verified_boot_state == Some(VerifiedBootState::SelfSigned) {
+        add(
+            FactorName::SelfSignedBoot,
+            weights.self_signed_boot,
+            "boot chain verified with a user-installed key".to_owned(),
+        );
+    }
+    if let Some(level) = android.os_patch_level
+        && weights.max_patch_age_months > 0
+        && let Some(age) = patch_age_months(level, now)
+        && age > weights.max_patch_age_months
+    {
+        add(
+            FactorName::OldPatchLevel,
+            weights.old_patch_level,
+            format!(
+                "OS patch level {level} is {age} months old > {} months",
+                weights.max_patch_age_months
+            ),
+        );
+    }
+}
+
+/// Months from a `YYYYMM` (or `YYYYMMDD`) patch level to `now`; `None` for a value that is not
+/// a date. A patch level in the future is 0 months old.
+fn patch_age_months(level: u64, now: OffsetDateTime) -> Option<u32> {
+    let level = if level > 999_999 { level / 100 } else { level };
+    let (year, month) = (level / 100, level % 100);
+    if !(1..=12).contains(&month) || !(2000..=9999).contains(&year) {
+        return None;
+    }
+    let patched = i64::try_from(year * 12 + month - 1).ok()?;
+    let current = i64::from(now.year()) * 12 + i64::from(u8::from(now.month())) - 1;
+    u32::try_from((current - patched).max(0)).ok()
 }
 
 #[cfg(test)]
@@ -833,7 +924,73 @@ mod tests {
                 valid: true,
                 bits: Some([false, true]),
             }),
+            android: Some(AndroidSignals {
+                software_backed: true,
+                verified_boot_state: Some(attest_types::evidence::VerifiedBootState::SelfSigned),
+                device_locked: Some(false),
+                os_patch_level: Some(201_801),
+            }),
         }
+    }
+
+    #[test]
+    fn android_factors_say_what_the_attestation_said() {
+        use attest_types::evidence::VerifiedBootState;
+        let weights = RiskWeights::default();
+        let with = |android: AndroidSignals| Signals {
+            android: Some(android),
+            ..Signals::new(NOW)
+        };
+        let names = |signals: &Signals| -> Vec<(FactorName, String)> {
+            assess(signals, &weights)
+                .factors
+                .into_iter()
+                .map(|f| (f.name, f.evidence))
+                .collect()
+        };
+        let locked = AndroidSignals {
+            software_backed: false,
+            verified_boot_state: Some(VerifiedBootState::Verified),
+            device_locked: Some(true),
+            os_patch_level: Some(202_601),
+        };
+        assert_eq!(names(&with(locked)), [], "a stock, locked, patched device");
+        let unlocked = AndroidSignals {
+            verified_boot_state: Some(VerifiedBootState::Unverified),
+            device_locked: Some(false),
+            ..locked
+        };
+        assert_eq!(
+            names(&with(unlocked)),
+            [(
+                FactorName::UnlockedBootloader,
+                "bootloader unlocked, verified boot state unverified".to_owned()
+            )]
+        );
+        let custom = AndroidSignals {
+            verified_boot_state: Some(VerifiedBootState::SelfSigned),
+            ..locked
+        };
+        assert_eq!(names(&with(custom))[0].0, FactorName::SelfSignedBoot);
+        // NOW is 2026-05: 2024-05 is 24 months old (not more), 2024-04 is 25.
+        let at = |level| AndroidSignals {
+            os_patch_level: Some(level),
+            ..locked
+        };
+        assert_eq!(names(&with(at(202_405))), []);
+        assert_eq!(
+            names(&with(at(20_240_401))),
+            [(
+                FactorName::OldPatchLevel,
+                "OS patch level 20240401 is 25 months old > 24 months".to_owned()
+            )]
+        );
+        assert_eq!(names(&with(at(202_413))), [], "not a date: no claim");
+        let software = AndroidSignals {
+            software_backed: true,
+            ..locked
+        };
+        assert_eq!(names(&with(software))[0].0, FactorName::SoftwareBackedKey);
     }
 
     #[test]

@@ -126,6 +126,21 @@ pub struct Signals {
     /// Apple's answer about a DeviceCheck token the request carried; `None` when it carried
     /// none or Apple could not be asked (an unreachable Apple is not evidence either way).
     pub device_check: Option<DeviceCheck>,
+    /// What an Android key's attestation said about the device; `None` on other platforms.
+    pub android: Option<AndroidSignals>,
+}
+
+/// The Android signals of a key, from its Key Attestation evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AndroidSignals {
+    /// Whether KeyMint keeps the key in software (no TEE or StrongBox).
+    pub software_backed: bool,
+    /// The boot state the bootloader reported, when the chain carried a root of trust.
+    pub verified_boot_state: Option<attest_types::evidence::VerifiedBootState>,
+    /// Whether the bootloader was locked, when known.
+    pub device_locked: Option<bool>,
+    /// The OS patch level (`YYYYMM`), when the chain carried one.
+    pub os_patch_level: Option<u64>,
 }
 
 impl Signals {
@@ -150,6 +165,7 @@ impl Signals {
             validation_category: None,
             bundle_version: None,
             device_check: None,
+            android: None,
         }
     }
 }

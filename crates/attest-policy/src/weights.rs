@@ -123,6 +123,25 @@ pub struct RiskWeights {
     /// Default **empty** (factor off): which bits (`0`, `1`) mean "flagged" is the team's
     /// convention, Apple gives them no meaning.
     pub device_check_flag_bits: Vec<u8>,
+
+    /// `software_backed_key` (Android). Default **40**: the key is not in a TEE or StrongBox,
+    /// so the device's owner can copy it; as strong as an invalid receipt. (The default policy
+    /// already refuses such chains with `security_level_insufficient`; this scores them for
+    /// apps that lower the minimum.)
+    pub software_backed_key: u8,
+    /// `unlocked_bootloader` (Android). Default **30**: an unlocked bootloader (or an
+    /// unverified boot) lets the owner run any system image, root included; common among
+    /// developers, hence not higher alone.
+    pub unlocked_bootloader: u8,
+    /// `self_signed_boot` (Android). Default **20**: a custom ROM on a relocked bootloader; the
+    /// system is verified, but with the owner's key, not the maker's.
+    pub self_signed_boot: u8,
+    /// `old_patch_level` (Android). Default **10**: an OS without security updates for longer
+    /// than [`RiskWeights::max_patch_age_months`] has known, public exploits.
+    pub old_patch_level: u8,
+    /// Default **24** months; `0` switches the factor off. Two years covers the devices makers
+    /// still update, plus the months updates take to reach them.
+    pub max_patch_age_months: u32,
 }
 
 impl Default for RiskWeights {
@@ -156,6 +175,11 @@ impl Default for RiskWeights {
             device_check_invalid: 40,
             device_check_flagged: 30,
             device_check_flag_bits: Vec::new(),
+            software_backed_key: 40,
+            unlocked_bootloader: 30,
+            self_signed_boot: 20,
+            old_patch_level: 10,
+            max_patch_age_months: 24,
         }
     }
 }
@@ -187,6 +211,10 @@ impl RiskWeights {
             ),
             ("device_check_invalid", self.device_check_invalid),
             ("device_check_flagged", self.device_check_flagged),
+            ("software_backed_key", self.software_backed_key),
+            ("unlocked_bootloader", self.unlocked_bootloader),
+            ("self_signed_boot", self.self_signed_boot),
+            ("old_patch_level", self.old_patch_level),
         ];
         if let Some(&(field, value)) = points.iter().find(|(_, p)| *p > 100) {
             return Err(ConfigError::WeightAbove100 { field, value });

@@ -18,7 +18,7 @@ fn window_count() -> impl Strategy<Value = Option<WindowCount>> {
     )
 }
 
-fn signals() -> impl Strategy<Value = Signals> {
+fn apple_signals() -> impl Strategy<Value = Signals> {
     let now = OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap();
     let offset = || proptest::option::of(-200_000i64..200_000);
     (
@@ -83,8 +83,35 @@ fn signals() -> impl Strategy<Value = Signals> {
                 validation_category: category,
                 bundle_version: None,
                 device_check,
+                // Drawn in `signals` (the tuples above are full).
+                android: None,
             },
         )
+}
+
+/// Signals of either platform: Android's are drawn on top of the others.
+fn signals() -> impl Strategy<Value = Signals> {
+    use attest_types::evidence::VerifiedBootState;
+    let android = (
+        any::<bool>(),
+        proptest::option::of((0u64..6).prop_map(VerifiedBootState::from_value)),
+        proptest::option::of(any::<bool>()),
+        proptest::option::of(prop_oneof![190_001u64..203_512, 0u64..30_000_000]),
+    )
+        .prop_map(
+            |(software_backed, verified_boot_state, device_locked, os_patch_level)| {
+                attest_policy::AndroidSignals {
+                    software_backed,
+                    verified_boot_state,
+                    device_locked,
+                    os_patch_level,
+                }
+            },
+        );
+    (apple_signals(), proptest::option::of(android)).prop_map(|(mut signals, android)| {
+        signals.android = android;
+        signals
+    })
 }
 
 fn weights() -> impl Strategy<Value = RiskWeights> {

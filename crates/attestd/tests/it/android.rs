@@ -102,6 +102,7 @@ on_both_stores!(
     android_attestations_are_refused_with_their_code_and_store_nothing,
     signed_requests_are_refused_with_their_code,
     a_real_chain_fails_closed_without_a_fresh_list_and_is_refused_when_revoked,
+    an_unlocked_bootloader_is_scored_and_refused_where_the_app_requires_verified_boot,
 );
 
 async fn an_android_device_registers_and_signs_requests_once_per_challenge(db: &Db) {
@@ -116,6 +117,18 @@ async fn an_android_device_registers_and_signs_requests_once_per_challenge(db: &
     let claims = common::claims(answer["token"].as_str().unwrap());
     assert_eq!(claims["aud"], PACKAGE);
     assert_eq!(claims["platform"], "android");
+    // The simulated device is locked and verified, on a September 2024 patch level: more
+    // than 24 months old now, and said so.
+    let factors = common::factor_names(&answer);
+    assert!(
+        factors.contains(&"old_patch_level".to_owned()),
+        "{factors:?}"
+    );
+    assert!(
+        !factors
+            .iter()
+            .any(|f| f == "unlocked_bootloader" || f == "self_signed_boot")
+    );
 
     // The challenge is spent: the same attestation again is refused.
     let again = server
@@ -447,6 +460,57 @@ async fn a_real_chain_fails_closed_without_a_fresh_list_and_is_refused_when_revo
         &refused,
         StatusCode::UNPROCESSABLE_ENTITY,
         "challenge_mismatch",
+    );
+    server.stop().await;
+}
+
+/// An unlocked device is accepted and scored by default (`unlocked_bootloader`), and refused
+/// (`verified_boot_required`) by an app that requires a verified boot on a locked device.
+async fn an_unlocked_bootloader_is_scored_and_refused_where_the_app_requires_verified_boot(
+    db: &Db,
+) {
+    use attest_sim::android::{AuthTag, RootOfTrustSpec};
+    let unlocked_chain = |challenge: &str| {
+        let mut description =
+            KeyDescriptionSpec::new(challenge.as_bytes(), PACKAGE, &SIGNING_DIGEST);
+        description.set(true, AuthTag::root_of_trust(&RootOfTrustSpec::unlocked()));
+        android_ca()
+            .chain(
+                AndroidProvisioning::Remote,
+                &description,
+                OffsetDateTime::now_utc(),
+            )
+            .build()
+    };
+    let server = Server::start_with(android_config(db)).await;
+    let challenge = server.challenge(PACKAGE).await;
+    let device = unlocked_chain(&challenge);
+    let (status, answer) = server
+        .post("/v1/attestations", &attestation_body(&device, &challenge))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let factor = common::factor(&answer, "unlocked_bootloader").expect("scored");
+    assert_eq!(
+        factor["evidence"],
+        "bootloader unlocked, verified boot state unverified"
+    );
+    server.stop().await;
+
+    let mut config = android_config(db);
+    for app in &mut config.apps {
+        if let Some(android) = &mut app.android {
+            android.require_verified_boot = true;
+        }
+    }
+    let server = Server::start_with(config).await;
+    let challenge = server.challenge(PACKAGE).await;
+    let device = unlocked_chain(&challenge);
+    assert_error(
+        &server
+            .post("/v1/attestations", &attestation_body(&device, &challenge))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "verified_boot_required",
     );
     server.stop().await;
 }

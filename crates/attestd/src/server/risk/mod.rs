@@ -9,8 +9,8 @@ pub mod gather;
 pub mod record;
 
 use attest_policy::{
-    Band, Decision, Environment, Outcome, Policy, PolicyMode, ReceiptStatus, RiskAssessment,
-    RiskWeights, Signals, Verification, assess, decide,
+    AndroidSignals, Band, Decision, Environment, Outcome, Policy, PolicyMode, ReceiptStatus,
+    RiskAssessment, RiskWeights, Signals, Verification, assess, decide,
 };
 use attest_store::DeviceKey;
 use attest_types::evidence::ReceiptStatus as StoredReceipt;
@@ -108,6 +108,8 @@ pub struct KeyFacts {
     pub counter_regressions: u32,
     /// Replays seen for the key.
     pub replays: u32,
+    /// What an Android key's attestation said about the device.
+    pub android: Option<AndroidSignals>,
 }
 
 impl KeyFacts {
@@ -141,6 +143,12 @@ impl KeyFacts {
             bundle_version: apple.and_then(|apple| apple.bundle_version.clone()),
             counter_regressions: saturate(key.counter_regressions),
             replays: saturate(key.replays),
+            android: key.evidence.android().map(|android| AndroidSignals {
+                software_backed: android.keymint_security_level.rank() == 0,
+                verified_boot_state: android.verified_boot_state,
+                device_locked: android.device_locked,
+                os_patch_level: android.os_patch_level,
+            }),
         }
     }
 
@@ -156,6 +164,7 @@ impl KeyFacts {
         signals.bundle_version.clone_from(&self.bundle_version);
         signals.counter_regressions = self.counter_regressions;
         signals.replays = self.replays;
+        signals.android = self.android;
     }
 }
 
