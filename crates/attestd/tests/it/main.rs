@@ -13,6 +13,7 @@ mod admin_filters;
 mod api_flow;
 mod api_rejections;
 mod cli_android;
+mod cli_safetynet;
 mod cli_vectors;
 mod concurrency;
 mod danger_roots;
