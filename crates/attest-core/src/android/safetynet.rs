@@ -710,9 +710,22 @@ struct RawPayload {
     deprecation_information: Option<serde_json::Value>,
 }
 
+impl SafetyNetPayload {
+    /// Parses payload JSON (the decoded second JWS part) into facts **without authenticating
+    /// it**: for inspection tools and fuzzing. [`SafetyNetVerifier::verify`] is the only way to
+    /// facts that may be trusted.
+    pub fn from_unverified_json(json: &[u8]) -> Result<Self, SafetyNetError> {
+        payload_from_json(json)
+    }
+}
+
 fn parse_payload(part: &[u8]) -> Result<SafetyNetPayload, SafetyNetError> {
     let bytes = decode_part(part, "the payload is not base64url")?;
-    let raw: RawPayload = serde_json::from_slice(&bytes).map_err(|_| {
+    payload_from_json(&bytes)
+}
+
+fn payload_from_json(bytes: &[u8]) -> Result<SafetyNetPayload, SafetyNetError> {
+    let raw: RawPayload = serde_json::from_slice(bytes).map_err(|_| {
         SafetyNetError::Malformed(
             "the payload is not a SafetyNet statement (nonce, timestampMs, ctsProfileMatch, basicIntegrity)",
         )
