@@ -4,6 +4,7 @@
 android_chain: one file per record: a count byte, then each certificate as a 2-byte big-endian
 length + DER (the format fuzz_targets/android_chain.rs splits).
 android_key_description: each leaf's KeyDescription extension value, and each leaf certificate.
+safetynet: each SafetyNet record's compact JWS, and its decoded payload JSON.
 """
 import base64, glob, json, os, sys
 
@@ -45,4 +46,13 @@ for path in sorted(glob.glob(os.path.join(root, "tests/data/android/key_attestat
     kd = key_description(chain[0])
     if kd:
         open(os.path.join(out, "android_key_description", name + "-kd"), "wb").write(kd)
+os.makedirs(os.path.join(out, "safetynet"), exist_ok=True)
+for path in sorted(glob.glob(os.path.join(root, "tests/data/android/safetynet/*.json"))):
+    record = json.load(open(path))
+    jws = record["jws"].encode()
+    name = record["id"]
+    open(os.path.join(out, "safetynet", name), "wb").write(jws)
+    payload = jws.split(b".")[1]
+    payload = base64.urlsafe_b64decode(payload + b"=" * (-len(payload) % 4))
+    open(os.path.join(out, "safetynet", name + "-payload"), "wb").write(payload)
 print("seeded", file=sys.stderr)

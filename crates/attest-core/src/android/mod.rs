@@ -5,6 +5,9 @@
 //! reference policy (see the `verifier` module's list), each failure an [`AndroidError`] with a
 //! stable code. Everything is pure: certificate bytes, pinned keys, a status list and a time in;
 //! a [`VerifiedAndroidKey`] out. Nothing here reads the clock or the network.
+//!
+//! [`safetynet`] reads legacy SafetyNet JWS responses (turned down by Google in January 2025),
+//! for migration only; a SafetyNet verdict is never counted as hardware backed.
 
 mod chain;
 mod der;
@@ -12,6 +15,7 @@ mod error;
 pub mod key_description;
 pub mod revocation;
 pub mod roots;
+pub mod safetynet;
 mod verifier;
 
 pub use chain::{

@@ -9,6 +9,7 @@ pub mod inspect_android;
 pub mod simulate;
 pub mod verify;
 pub mod verify_android;
+pub mod verify_safetynet;
 
 use std::process::ExitCode;
 

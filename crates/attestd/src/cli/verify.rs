@@ -1,4 +1,4 @@
-//! `attestd verify attestation|assertion|receipt|android-key-attestation`.
+//! `attestd verify attestation|assertion|receipt|android-key-attestation|safetynet`.
 
 use std::path::PathBuf;
 
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::input::{self, InputError};
 use super::verify_android::{self, AndroidKeyAttestationArgs};
+use super::verify_safetynet::{self, SafetyNetArgs};
 use super::{Outcome, rfc3339, unix_time};
 
 #[derive(Debug, Subcommand)]
@@ -30,6 +31,9 @@ pub enum VerifyCommand {
     Receipt(ReceiptArgs),
     /// Verify an Android Key Attestation certificate chain against Google's pinned roots.
     AndroidKeyAttestation(AndroidKeyAttestationArgs),
+    /// Verify a captured legacy SafetyNet JWS (migration only; never hardware-backed).
+    #[command(name = "safetynet")]
+    SafetyNet(SafetyNetArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -162,12 +166,14 @@ pub fn run(command: VerifyCommand) -> Result<std::process::ExitCode, InputError>
         VerifyCommand::Assertion(args) => args.json,
         VerifyCommand::Receipt(args) => args.json,
         VerifyCommand::AndroidKeyAttestation(args) => args.json,
+        VerifyCommand::SafetyNet(args) => args.json,
     };
     let result = match command {
         VerifyCommand::Attestation(args) => attestation(args),
         VerifyCommand::Assertion(args) => assertion(args),
         VerifyCommand::Receipt(args) => receipt(args),
         VerifyCommand::AndroidKeyAttestation(args) => verify_android::run(&args),
+        VerifyCommand::SafetyNet(args) => verify_safetynet::run(&args),
     };
     match result {
         Ok(outcome) => Ok(outcome.print()),

@@ -15,6 +15,7 @@ mod android_revocation;
 mod api_flow;
 mod api_rejections;
 mod cli_android;
+mod cli_safetynet;
 mod cli_vectors;
 mod concurrency;
 mod danger_roots;
