@@ -504,8 +504,8 @@ fn status_code(status: StatusCode) -> &'static str {
         502 => "http_502",
         503 => "http_503",
         504 => "http_504",
-        400..=499 => "http_4xx",
-        500..=599 => "http_5xx",
+        400..=428 | 430..=499 => "http_4xx",
+        501 | 505..=599 => "http_5xx",
         _ => "http_unexpected",
     }
 }
