@@ -61,7 +61,11 @@ fn status_is(code: &'static str) -> impl Fn(&Value) -> bool {
 async fn a_fetched_list_is_stored_and_survives_a_restart_without_the_network(db: &Db) {
     let fake = FakeStatus::serving_list("\"v1\"").await;
     let server = Server::start_with(fetching(db, &fake.url, Duration::from_secs(3600))).await;
-    let view = view_until(&server, "the first list", |view| view["entries"] == 5).await;
+    // The list is held a moment before its attempt is recorded: wait for both.
+    let view = view_until(&server, "the first list", |view| {
+        view["entries"] == 5 && view["lastAttemptStatus"] == "fetched"
+    })
+    .await;
     assert_eq!(view["enabled"], true);
     assert_eq!(view["sourceUrl"], fake.url.as_str());
     assert_eq!(view["lastAttemptStatus"], "fetched");
