@@ -75,15 +75,27 @@ pub enum QuickStartError {
 impl DevCa {
     /// Loads the CAs saved in `dir`.
     pub fn load(dir: &Path) -> Result<Self, QuickStartError> {
-        let attestation = read(&dir.join(ATTESTATION_CA_FILE), TestCa::from_pem)?;
-        let receipts = read(&dir.join(RECEIPT_CA_FILE), ReceiptCa::from_pem)?;
-        let android = read(&dir.join(ANDROID_CA_FILE), AndroidCa::from_pem)?;
+        let (attestation, receipts) = Self::load_ios(dir)?;
+        let android = Self::load_android(dir)?;
         Ok(Self {
             attestation,
             receipts,
             android,
             dir: dir.to_owned(),
         })
+    }
+
+    /// Loads the iOS CAs saved in `dir` (attestation, receipts).
+    pub fn load_ios(dir: &Path) -> Result<(TestCa, ReceiptCa), QuickStartError> {
+        Ok((
+            read(&dir.join(ATTESTATION_CA_FILE), TestCa::from_pem)?,
+            read(&dir.join(RECEIPT_CA_FILE), ReceiptCa::from_pem)?,
+        ))
+    }
+
+    /// Loads the Android CA saved in `dir`.
+    pub fn load_android(dir: &Path) -> Result<AndroidCa, QuickStartError> {
+        read(&dir.join(ANDROID_CA_FILE), AndroidCa::from_pem)
     }
 
     /// Loads the CAs in `dir`, generating and saving those it does not have yet: all three
