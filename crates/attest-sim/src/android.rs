@@ -21,7 +21,7 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 use crate::cert::Extension;
-use crate::der;
+use crate::{SimError, der, pem};
 
 /// The KeyDescription extension, 1.3.6.1.4.1.11129.2.1.17.
 pub const KEY_DESCRIPTION_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 11129, 2, 1, 17];
@@ -408,6 +408,47 @@ impl AndroidCa {
         &self.der
     }
 
+    /// The root certificate as PEM, for `--danger-extra-android-root`.
+    pub fn root_pem(&self) -> String {
+        pem::encode(pem::CERTIFICATE, &self.der)
+    }
+
+    /// The whole CA, private key included, as PEM blocks: root certificate, root key (PKCS#8).
+    /// Test material only.
+    pub fn to_pem(&self) -> String {
+        [
+            pem::encode(pem::CERTIFICATE, &self.der),
+            pem::encode(pem::PRIVATE_KEY, &self.key.serialize_der()),
+        ]
+        .concat()
+    }
+
+    /// Loads a CA saved with [`AndroidCa::to_pem`]: the key must be a P-384 key, the
+    /// certificate's own.
+    pub fn from_pem(text: &str) -> Result<Self, SimError> {
+        let mut blocks = pem::decode_all(text)?.into_iter();
+        let der = pem::expect_block(&mut blocks, pem::CERTIFICATE, "root certificate")?;
+        let pkcs8 = pem::expect_block(&mut blocks, pem::PRIVATE_KEY, "root key")?;
+        if blocks.next().is_some() {
+            return Err(SimError::InvalidPem("a block after the root key"));
+        }
+        let key = KeyPair::try_from(pkcs8.as_slice()).map_err(|_| SimError::InvalidKey)?;
+        if key.algorithm() != &PKCS_ECDSA_P384_SHA384 {
+            return Err(SimError::InvalidKey);
+        }
+        let parts = der::certificate_parts(&der).ok_or(SimError::InvalidCertificate)?;
+        // The saved key must be the certificate's key (the BIT STRING ends with the point).
+        if !parts
+            .subject_public_key_info
+            .content
+            .ends_with(key.public_key_raw())
+        {
+            return Err(SimError::KeyMismatch);
+        }
+        let subject = subject_from_der(parts.subject.content)?;
+        Ok(Self { key, subject, der })
+    }
+
     /// A chain builder for a key attested at `now` with `key_description`.
     pub fn chain(
         &self,
@@ -627,6 +668,29 @@ fn name(attributes: &[(Vec<u64>, String)]) -> DistinguishedName {
     dn
 }
 
+/// Reads a `Name` (the content of its SEQUENCE) written by [`name`] back into its attributes:
+/// one attribute per RDN, UTF8String or PrintableString values.
+fn subject_from_der(content: &[u8]) -> Result<Vec<(Vec<u64>, String)>, SimError> {
+    let mut subject = Vec::new();
+    for rdn in der::children(content).ok_or(SimError::InvalidCertificate)? {
+        let attributes = der::children(rdn.content).ok_or(SimError::InvalidCertificate)?;
+        let [attribute] = attributes.as_slice() else {
+            return Err(SimError::InvalidCertificate);
+        };
+        let fields = der::children(attribute.content).ok_or(SimError::InvalidCertificate)?;
+        let [oid, value] = fields.as_slice() else {
+            return Err(SimError::InvalidCertificate);
+        };
+        if value.tag != der::UTF8_STRING && value.tag != der::PRINTABLE_STRING {
+            return Err(SimError::InvalidCertificate);
+        }
+        let arcs = der::oid_arcs(oid.content).ok_or(SimError::InvalidCertificate)?;
+        let text = std::str::from_utf8(value.content).map_err(|_| SimError::InvalidCertificate)?;
+        subject.push((arcs, text.to_owned()));
+    }
+    Ok(subject)
+}
+
 fn random_serial() -> Vec<u8> {
     let mut bytes = vec![0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).expect("system RNG");
@@ -636,4 +700,62 @@ fn random_serial() -> Vec<u8> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_ca_loads_back_and_signs_chains_under_the_same_root() {
+        let ca = AndroidCa::generate();
+        let loaded = AndroidCa::from_pem(&ca.to_pem()).unwrap();
+        assert_eq!(loaded.root_der(), ca.root_der());
+        assert_eq!(loaded.subject, ca.subject);
+        assert_eq!(loaded.key.serialize_der(), ca.key.serialize_der());
+        assert_eq!(loaded.to_pem(), ca.to_pem());
+
+        // The top certificate of a chain from the loaded CA names the root as its issuer.
+        let description = KeyDescriptionSpec::new(b"challenge", "dev.attestd.demo", &[0x11; 32]);
+        let chain = loaded
+            .chain(
+                AndroidProvisioning::Factory,
+                &description,
+                OffsetDateTime::now_utc(),
+            )
+            .build();
+        let top = der::certificate_parts(&chain.chain[chain.chain.len() - 2]).unwrap();
+        let root = der::certificate_parts(ca.root_der()).unwrap();
+        assert_eq!(top.issuer.content, root.subject.content);
+    }
+
+    #[test]
+    fn from_pem_refuses_a_key_of_another_ca_and_missing_blocks() {
+        let ca = AndroidCa::generate();
+        let other = AndroidCa::generate();
+        let mismatched = [
+            pem::encode(pem::CERTIFICATE, ca.root_der()),
+            pem::encode(pem::PRIVATE_KEY, &other.key.serialize_der()),
+        ]
+        .concat();
+        assert_eq!(
+            AndroidCa::from_pem(&mismatched).unwrap_err(),
+            SimError::KeyMismatch
+        );
+        let root_only = ca.root_pem();
+        assert_eq!(
+            AndroidCa::from_pem(&root_only).unwrap_err(),
+            SimError::InvalidPem("root key")
+        );
+        let p256 = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let wrong_curve = [
+            ca.root_pem(),
+            pem::encode(pem::PRIVATE_KEY, &p256.serialize_der()),
+        ]
+        .concat();
+        assert_eq!(
+            AndroidCa::from_pem(&wrong_curve).unwrap_err(),
+            SimError::InvalidKey
+        );
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -- serve                 # server on 127.0.0.1:8080, SQLite ./attestd.db
-//! cargo run --release -- simulate              # play a simulated device against that server
+//! cargo run --release -- simulate              # play a simulated iPhone against that server
+//! cargo run --release -- simulate --platform android  # or a simulated Android phone
 //! cargo run --release -- verify attestation …  # verify one object offline
 //! cargo run --release -- inspect FILE          # explain an attestation, assertion or receipt
 //! ```

@@ -217,4 +217,63 @@ fn quick_start_on_loopback_starts_and_warns() {
         .unwrap_or_else(|| panic!("no quick-start warning: {}", server.log()));
     assert_eq!(level(&warning).as_deref(), Some("WARN"), "{warning}");
     assert!(warning.contains("loopback only"), "{warning}");
+    // The demo Android app needs no network: the fetcher that would reach Google stays off.
+    assert!(
+        field(&warning, "android_revocation_list").is_some_and(|v| v.starts_with("not fetched")),
+        "{warning}"
+    );
+    assert!(
+        server
+            .log_lines()
+            .iter()
+            .any(|line| line.contains("Android revocation list fetching disabled")),
+        "{}",
+        server.log()
+    );
+}
+
+/// `attestd simulate --platform <platform>` against `server`, with the CA in `ca_dir`.
+fn simulate(server: &Process, ca_dir: &Path, platform: &str) -> std::process::Output {
+    Command::new(BIN)
+        .args(["simulate", "--platform", platform, "--server", &server.base])
+        .arg("--ca-dir")
+        .arg(ca_dir)
+        .output()
+        .expect("attestd simulate")
+}
+
+#[test]
+fn quick_start_adds_an_android_ca_to_an_old_directory_and_serves_both_platforms() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let ca_dir = dir.path().join("attestd-dev");
+    // A directory from before quick start served Android: the two iOS CAs only.
+    let (old, _) = attestd::server::quickstart::DevCa::load_or_create(&ca_dir).expect("CAs");
+    std::fs::remove_file(ca_dir.join("android-ca.pem")).expect("remove the Android CA");
+
+    let server = Process::start(quickstart(dir.path(), "127.0.0.1:0"))
+        .unwrap_or_else(|(status, log)| panic!("{status}\n{log}"));
+    let loaded = attestd::server::quickstart::DevCa::load(&ca_dir).expect("all three CAs");
+    assert_eq!(loaded.attestation.root_der(), old.attestation.root_der());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(ca_dir.join("android-ca.pem"))
+            .expect("android-ca.pem")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    for (platform, replay) in [
+        ("ios", "4. replayed assertion: 422"),
+        ("android", "4. replayed signed request: 400"),
+    ] {
+        let output = simulate(&server, &ca_dir, platform);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{platform}:\n{stdout}\n{}",
+            server.log()
+        );
+        assert!(stdout.contains(replay), "{platform}:\n{stdout}");
+    }
 }

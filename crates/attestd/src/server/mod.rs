@@ -278,23 +278,35 @@ pub async fn run(
 
 fn enter_quickstart(config: &mut Config, address: SocketAddr) -> Result<(), ServeError> {
     let (ca, created) = DevCa::load_or_create(&config.quickstart_dir)?;
-    for file in [quickstart::ATTESTATION_CA_FILE, quickstart::RECEIPT_CA_FILE] {
+    for file in quickstart::CA_FILES {
         secrets::check_secret_file(
             &config.quickstart_dir.join(file),
             "the quick-start simulator CA's private key",
             config.danger_allow_readable_secrets,
         )?;
     }
-    ca.apply(config)
-        .map_err(|_| ConfigError::Invalid("quick-start App ID"))?;
+    ca.apply(config)?;
+    // The fetcher is on by default only when a configured app has an Android side, decided
+    // while the configuration was loaded, before quick start added the demo apps: it stays
+    // off unless `[android] revocation_list_enabled` said otherwise. The demo app's chains
+    // are under a danger root, never looked up in the list, so it needs no network.
+    let revocation_list = if config.android.revocation_list.enabled {
+        "fetched, as configured"
+    } else {
+        "not fetched (the demo chains are never looked up in it)"
+    };
     tracing::warn!(
         dir = %config.quickstart_dir.display(),
-        created,
+        created = ?created,
         app = config::QUICKSTART_APP_ID,
+        android_app = config::QUICKSTART_ANDROID_PACKAGE,
+        android_revocation_list = revocation_list,
         %address,
-        "QUICK-START MODE: no app configured. Trusting the simulator CA in this directory for \
-         the development-only demo app, on loopback only. Anyone with these files can mint \
-         attestations. Configure --app TEAMID.bundle.id for real devices."
+        "QUICK-START MODE: no app configured. Trusting the simulator CAs in this directory for \
+         the development-only iOS demo app and the Android demo app, on loopback only. Anyone \
+         with these files can mint attestations. Google's Android revocation list is {}. \
+         Configure --app TEAMID.bundle.id or --android-app PACKAGE=DIGEST for real devices.",
+        revocation_list
     );
     Ok(())
 }

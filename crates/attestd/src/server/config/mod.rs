@@ -23,6 +23,15 @@ pub use values::{AppSetting, AppSpec, DatabaseUrl, LogFormat, Secret, SqliteLock
 
 /// The App ID registered when no app is configured (quick-start mode).
 pub const QUICKSTART_APP_ID: &str = "QUICKSTART.dev.attestd.demo";
+/// The package of the demo Android app registered in quick-start mode (its app name too).
+pub const QUICKSTART_ANDROID_PACKAGE: &str = "dev.attestd.demo";
+/// The signing-certificate digest the quick-start demo Android app accepts: SHA-256 of the
+/// bytes `attestd quick-start demo signing certificate` (no real certificate has it), hex
+/// `3fa4b564081e8de5c1e2eea19eb01bb4518df1885c2951cf6797f4da55db1665`.
+pub const QUICKSTART_ANDROID_SIGNING_DIGEST: [u8; 32] = [
+    0x3f, 0xa4, 0xb5, 0x64, 0x08, 0x1e, 0x8d, 0xe5, 0xc1, 0xe2, 0xee, 0xa1, 0x9e, 0xb0, 0x1b, 0xb4,
+    0x51, 0x8d, 0xf1, 0x88, 0x5c, 0x29, 0x51, 0xcf, 0x67, 0x97, 0xf4, 0xda, 0x55, 0xdb, 0x16, 0x65,
+];
 /// Where quick-start mode keeps its simulator CA, relative to the working directory.
 pub const DEFAULT_QUICKSTART_DIR: &str = "attestd-dev";
 
