@@ -167,6 +167,67 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Step 1, on both platforms: a one-time challenge for `app_id`.
+    async fn challenge(&self, app_id: &str) -> Result<String, Failure> {
+        let answer = self
+            .expect(
+                "challenge",
+                "/v1/challenges",
+                &json!({ "appId": app_id }),
+                StatusCode::CREATED,
+                None,
+            )
+            .await?;
+        let challenge = text(&answer, "challenge", "challenge")?;
+        println!(
+            "1. challenge: 201 {challenge} (expires in {}s)",
+            answer["expiresIn"]
+        );
+        Ok(challenge)
+    }
+
+    /// Step 2: the attestation `body`; the challenge for the first assertion.
+    async fn attest(&self, body: &Value) -> Result<String, Failure> {
+        let answer = self
+            .expect(
+                "attestation",
+                "/v1/attestations",
+                body,
+                StatusCode::CREATED,
+                None,
+            )
+            .await?;
+        let device_id = text(&answer, "deviceId", "attestation")?;
+        let token = text(&answer, "token", "attestation")?;
+        println!(
+            "2. attestation: 201 device {device_id}, token {}… expires {}",
+            token.chars().take(24).collect::<String>(),
+            answer["expiresAt"]
+        );
+        text(&answer["nextChallenge"], "challenge", "attestation")
+    }
+
+    /// Step 4: the last assertion `body` again must be refused with `status` and `code`.
+    async fn replay(
+        &self,
+        body: &Value,
+        what: &str,
+        status: StatusCode,
+        code: &str,
+    ) -> Result<(), Failure> {
+        let answer = self
+            .expect("replay", "/v1/assertions", body, status, Some(code))
+            .await?;
+        println!(
+            "4. replayed {what}: {} {} (rejected, as it must be)",
+            status.as_u16(),
+            answer["code"]
+        );
+        Ok(())
+    }
+}
+
 fn session(args: &SimulateArgs) -> Result<Session, Failure> {
     let client = reqwest::Client::builder()
         .build()
@@ -195,20 +256,7 @@ async fn simulate_ios(args: &SimulateArgs) -> Result<(), Failure> {
     println!("device: new development key {key_id} for {app_id}");
 
     // 1. A one-time challenge.
-    let answer = session
-        .expect(
-            "challenge",
-            "/v1/challenges",
-            &json!({ "appId": app_id }),
-            StatusCode::CREATED,
-            None,
-        )
-        .await?;
-    let challenge = text(&answer, "challenge", "challenge")?;
-    println!(
-        "1. challenge: 201 {challenge} (expires in {}s)",
-        answer["expiresIn"]
-    );
+    let challenge = session.challenge(app_id).await?;
 
     // 2. The attestation of the new key over SHA-256(challenge).
     let attestation = device.attest(
@@ -226,23 +274,7 @@ async fn simulate_ios(args: &SimulateArgs) -> Result<(), Failure> {
         "challenge": challenge,
         "token": STANDARD.encode(&attestation),
     });
-    let answer = session
-        .expect(
-            "attestation",
-            "/v1/attestations",
-            &body,
-            StatusCode::CREATED,
-            None,
-        )
-        .await?;
-    let device_id = text(&answer, "deviceId", "attestation")?;
-    let token = text(&answer, "token", "attestation")?;
-    println!(
-        "2. attestation: 201 device {device_id}, token {}… expires {}",
-        token.chars().take(24).collect::<String>(),
-        answer["expiresAt"]
-    );
-    let mut next = text(&answer["nextChallenge"], "challenge", "attestation")?;
+    let mut next = session.attest(&body).await?;
 
     // 3. Assertions, each over the challenge the previous answer handed out.
     let mut last_body = None;
@@ -274,19 +306,8 @@ async fn simulate_ios(args: &SimulateArgs) -> Result<(), Failure> {
 
     // 4. Replaying the last assertion must fail.
     if let Some(body) = last_body {
-        let answer = session
-            .expect(
-                "replay",
-                "/v1/assertions",
-                &body,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some("counter_invalid"),
-            )
-            .await?;
-        println!(
-            "4. replayed assertion: 422 {} (rejected, as it must be)",
-            answer["code"]
-        );
+        let (status, code) = (StatusCode::UNPROCESSABLE_ENTITY, "counter_invalid");
+        session.replay(&body, "assertion", status, code).await?;
     }
     Ok(())
 }
@@ -297,20 +318,7 @@ async fn simulate_android(args: &SimulateArgs) -> Result<(), Failure> {
     let package = args.app_id();
 
     // 1. A one-time challenge.
-    let answer = session
-        .expect(
-            "challenge",
-            "/v1/challenges",
-            &json!({ "appId": package }),
-            StatusCode::CREATED,
-            None,
-        )
-        .await?;
-    let challenge = text(&answer, "challenge", "challenge")?;
-    println!(
-        "1. challenge: 201 {challenge} (expires in {}s)",
-        answer["expiresIn"]
-    );
+    let challenge = session.challenge(package).await?;
 
     // 2. A new key attested by Key Attestation: its KeyDescription carries the challenge's
     //    bytes, the package and the demo signing digest.
@@ -336,23 +344,7 @@ async fn simulate_android(args: &SimulateArgs) -> Result<(), Failure> {
         "challenge": challenge,
         "x5c": device.chain.iter().map(|der| STANDARD.encode(der)).collect::<Vec<_>>(),
     });
-    let answer = session
-        .expect(
-            "attestation",
-            "/v1/attestations",
-            &body,
-            StatusCode::CREATED,
-            None,
-        )
-        .await?;
-    let device_id = text(&answer, "deviceId", "attestation")?;
-    let token = text(&answer, "token", "attestation")?;
-    println!(
-        "2. attestation: 201 device {device_id}, token {}… expires {}",
-        token.chars().take(24).collect::<String>(),
-        answer["expiresAt"]
-    );
-    let mut next = text(&answer["nextChallenge"], "challenge", "attestation")?;
+    let mut next = session.attest(&body).await?;
 
     // 3. Signed requests, each a JSON payload over the challenge the previous answer handed
     //    out.
@@ -377,19 +369,10 @@ async fn simulate_android(args: &SimulateArgs) -> Result<(), Failure> {
 
     // 4. Replaying the last signed request must fail: its challenge is spent.
     if let Some(body) = last_body {
-        let answer = session
-            .expect(
-                "replay",
-                "/v1/assertions",
-                &body,
-                StatusCode::BAD_REQUEST,
-                Some("challenge_invalid"),
-            )
+        let (status, code) = (StatusCode::BAD_REQUEST, "challenge_invalid");
+        session
+            .replay(&body, "signed request", status, code)
             .await?;
-        println!(
-            "4. replayed signed request: 400 {} (rejected, as it must be)",
-            answer["code"]
-        );
     }
     Ok(())
 }

@@ -163,6 +163,11 @@ impl<'a> ProofFields<'a> {
     ) -> Result<&'a T, ApiError> {
         value.ok_or_else(|| ApiError::field(name, format!("{} requires {name}", format.as_str())))
     }
+
+    /// App Attest's `token` (attestation or assertion object), decoded.
+    fn token(&self, format: Format) -> Result<Vec<u8>, ApiError> {
+        decode_base64("token", ProofFields::required(self.token, "token", format)?)
+    }
 }
 
 /// A decoded attestation of any platform.
@@ -178,10 +183,7 @@ impl AttestationProof {
     /// Decodes the proof `format` carries in `fields`.
     pub fn decode(format: Format, fields: ProofFields<'_>) -> Result<Self, ApiError> {
         match format {
-            Format::AppleAppAttest => {
-                let token = ProofFields::required(fields.token, "token", format)?;
-                Ok(Self::AppleAppAttest(decode_base64("token", token)?))
-            }
+            Format::AppleAppAttest => Ok(Self::AppleAppAttest(fields.token(format)?)),
             Format::AndroidKeyAttestation => {
                 let x5c = ProofFields::required(fields.x5c, "x5c", format)?;
                 if x5c.is_empty() || x5c.len() > MAX_CHAIN_CERTIFICATES {
@@ -231,10 +233,7 @@ impl AssertionProof {
     /// Decodes the proof `format` carries in `fields`.
     pub fn decode(format: Format, fields: ProofFields<'_>) -> Result<Self, ApiError> {
         match format {
-            Format::AppleAppAttest => {
-                let token = ProofFields::required(fields.token, "token", format)?;
-                Ok(Self::AppleAppAttest(decode_base64("token", token)?))
-            }
+            Format::AppleAppAttest => Ok(Self::AppleAppAttest(fields.token(format)?)),
             Format::AndroidKeyAttestation => {
                 let signature = ProofFields::required(fields.signature, "signature", format)?;
                 Ok(Self::AndroidKeyAttestation(decode_base64(
